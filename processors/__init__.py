@@ -1,0 +1,1 @@
+"""Processors: keep per-package state and turn observations into transitions, exactly once."""

@@ -1,0 +1,68 @@
+"""The ``qwatch`` command: one composition root for every component.
+
+Each command module exposes ``register(subparsers)``; this file only assembles them and maps errors to exit
+codes, so a user sees one line that says what to do instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from qwatch import __version__
+from qwatch.broker import BrokerError
+from qwatch.config import ConfigError
+from qwatch.runtime import UsageError
+
+COMMAND_MODULES = (
+    "qwatch.commands.broker",
+    "qwatch.commands.topics",
+    "qwatch.commands.tail",
+    "ingestors.cli",
+)
+"""Modules whose ``register`` adds a subcommand; order is the order ``--help`` lists them."""
+
+DESCRIPTION = """\
+quarantine-watch: streams PyPI quarantines, clearances and removals, and OpenSSF malicious-package reports,
+to the people who must act. Ingestors poll upstream and emit Avro observations to Kafka; the processor turns
+them into transitions exactly once; subscribers alert, gate CI and feed dashboards.
+
+Kafka: set QWATCH_KAFKA_BOOTSTRAP, or run 'qwatch broker start' for the embedded local broker.
+Every command also takes --sink/--source jsonl:PATH to run without Kafka.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser tree (also used by tests that check every ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="qwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"quarantine-watch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, and turn known failures into one-line errors with exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except (ConfigError, UsageError, BrokerError, ValueError) as exc:
+        print(f"qwatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        logging.getLogger("qwatch").exception("qwatch %s failed unexpectedly", args.command)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

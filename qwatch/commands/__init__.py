@@ -1,0 +1,1 @@
+"""Subcommands of ``qwatch`` that belong to the platform itself (broker, topics, tail)."""

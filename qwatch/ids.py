@@ -1,0 +1,48 @@
+"""Deterministic event ids and clock helpers.
+
+Delivery is at-least-once, so consumers deduplicate on ``event_id``: the id must depend only on the upstream fact
+(source, natural key, upstream version), never on when or how often we saw it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+
+
+def event_id(source: str, *key: object) -> str:
+    """Hash the source and the natural key into a 32-hex-digit id; None and ints are spelled unambiguously."""
+    h = hashlib.sha256(source.encode())
+    for part in key:
+        h.update(b"\x1f")
+        h.update(repr(part).encode() if not isinstance(part, str) else part.encode())
+    return h.hexdigest()[:32]
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds, the unit of every timestamp on the wire."""
+    return time.time_ns() // 1_000_000
+
+
+def iso_ms(ms: int | None) -> str:
+    """Render epoch milliseconds for people; '-' when unknown."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_rfc3339_ms(value: str) -> int:
+    """Parse an RFC 3339 timestamp (with Z or offset, any fraction) to epoch milliseconds."""
+    text = value.strip().replace("z", "Z")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        tz = rest[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)

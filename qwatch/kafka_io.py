@@ -1,0 +1,181 @@
+"""Thin Kafka adapters: producer/consumer factories, the Kafka Sink and Source, and idempotent topic creation.
+
+Delivery guarantees live here: the producer is idempotent with acks=all, a sink flush fails loudly if any send
+failed (so callers never move a cursor past an unacknowledged event), and sources commit only when told to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from qwatch.codec import SCHEMA_HEADER, Codec, SchemaError
+from qwatch.config import KafkaConfig
+from qwatch.sinks import Delivery, PublishError
+from qwatch.topics import ALL_TOPICS, TopicSpec, key_of, route
+
+logger = logging.getLogger(__name__)
+
+
+def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
+    """An idempotent, acks=all producer: retries cannot duplicate or reorder within a partition."""
+    kwargs: dict[str, Any] = {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "client_id": f"{cfg.client_id}-producer",
+        "delivery_timeout_ms": 120_000,
+    }
+    kwargs.update(cfg.client_kwargs())
+    kwargs.update(overrides)
+    return KafkaProducer(**kwargs)
+
+
+def make_consumer(cfg: KafkaConfig, group_id: str | None, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A manual-commit, read_committed consumer: offsets move only after processing, aborted data is invisible."""
+    kwargs: dict[str, Any] = {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "client_id": f"{cfg.client_id}-consumer",
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+    }
+    kwargs.update(cfg.client_kwargs())
+    kwargs.update(overrides)
+    return KafkaConsumer(*topics, **kwargs)
+
+
+def make_admin(cfg: KafkaConfig, **overrides: Any) -> KafkaAdminClient:
+    """An admin client for topic creation and lag checks."""
+    kwargs = {"client_id": f"{cfg.client_id}-admin", **cfg.client_kwargs(), **overrides}
+    return KafkaAdminClient(**kwargs)
+
+
+def create_topics(admin: KafkaAdminClient, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
+    """Create missing topics with their configs; existing ones are left alone. Returns the names created."""
+    existing = set(admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    created: list[str] = []
+    for spec in missing:
+        try:
+            admin.create_topics([NewTopic(spec.name, spec.partitions, 1 if _single_node(admin) else 3, topic_configs=spec.configs)])
+            created.append(spec.name)
+        except TopicAlreadyExistsError:
+            pass
+    return created
+
+
+def _single_node(admin: KafkaAdminClient) -> bool:
+    try:
+        return len(admin.describe_cluster().get("brokers", [])) < 3
+    except KafkaError:
+        return True
+
+
+class KafkaSink:
+    """Sends encoded events with the schema-name header; ``flush`` raises unless every send was acknowledged."""
+
+    def __init__(self, producer: KafkaProducer, codec: Codec) -> None:
+        self._producer = producer
+        self._codec = codec
+        self._pending: list[Any] = []
+
+    def emit(self, event: object, topic: str | None = None) -> None:
+        """Encode and send; schema violations raise SchemaError here, before anything is sent."""
+        value = self._codec.encode(event)
+        headers = [(SCHEMA_HEADER, self._codec.schema_name(event).encode())]
+        try:
+            future = self._producer.send(topic or route(event), key=key_of(event), value=value, headers=headers)
+        except KafkaError as exc:
+            raise PublishError(f"send failed: {exc}", 1) from exc
+        self._pending.append(future)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait for acknowledgements; any failure (or timeout) raises PublishError with the failed count."""
+        pending, self._pending = self._pending, []
+        try:
+            self._producer.flush(timeout)
+        except KafkaTimeoutError as exc:
+            raise PublishError(f"not acknowledged within {timeout}s: {exc}", len(pending)) from exc
+        failed = [f for f in pending if not f.is_done or f.failed()]
+        if failed:
+            first = next((f.exception for f in failed if f.is_done), None)
+            raise PublishError(f"{len(failed)} of {len(pending)} events not acknowledged: {first}", len(failed))
+
+    def close(self) -> None:
+        """Flush what is pending, then close the producer."""
+        try:
+            self.flush(30)
+        finally:
+            self._producer.close(timeout=5)
+
+
+class KafkaSource:
+    """Polls a consumer and decodes; bad bytes become Deliveries with an error instead of exceptions."""
+
+    def __init__(self, consumer: KafkaConsumer, codec: Codec) -> None:
+        self._consumer = consumer
+        self._codec = codec
+
+    @property
+    def exhausted(self) -> bool:
+        """A topic never ends."""
+        return False
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        """The underlying consumer, for transactional offset commits and lag metrics."""
+        return self._consumer
+
+    def poll(self, timeout: float) -> list[Delivery]:
+        """One poll; records are returned in partition order."""
+        batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        out: list[Delivery] = []
+        for records in batches.values():
+            out.extend(self._decode(r) for r in records)
+        return out
+
+    def _decode(self, record: Any) -> Delivery:
+        try:
+            event = self._codec.decode(record.value)
+        except SchemaError as exc:
+            return Delivery(None, record.topic, record.partition, record.offset, record.key, record.value, str(exc))
+        return Delivery(event, record.topic, record.partition, record.offset, record.key, record.value)
+
+    def commit(self) -> None:
+        """Commit the positions of everything polled so far."""
+        self._consumer.commit()
+
+    def close(self) -> None:
+        """Leave the group cleanly so a rebalance is quick."""
+        self._consumer.close()
+
+
+def read_topic(cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any) -> list[Delivery]:
+    """Read a whole topic from the beginning to its current end, without a group (for compacted state and tests)."""
+    consumer = make_consumer(cfg, None, **consumer_overrides)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        source = KafkaSource(consumer, codec)
+        out: list[Delivery] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout}s")
+            out.extend(source.poll(0.5))
+        return out
+    finally:
+        consumer.close()

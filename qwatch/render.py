@@ -1,0 +1,49 @@
+"""One readable line per event, for analysts at a terminal (``qwatch tail``, ``qwatch up``).
+
+Every upstream value goes through ``logs.safe`` first: a package name with ANSI escapes or newlines must not be
+able to repaint an analyst's terminal.
+"""
+
+from __future__ import annotations
+
+from qwatch import events
+from qwatch.ids import iso_ms
+from qwatch.logs import safe
+
+
+def _latency(upstream: int | None, detected: int) -> str:
+    if upstream is None:
+        return ""
+    return f" latency={(detected - upstream) / 1000:.1f}s"
+
+
+def render(event: object) -> str:
+    """A single line; the first two columns are time and kind so ``grep``/``sort`` work."""
+    if isinstance(event, events.Transition):
+        extra = f" {safe(event.version)}" if event.version else ""
+        extra += f" {safe(event.report_id)}" if event.report_id else ""
+        return (
+            f"{iso_ms(event.detected_at)} {event.kind:<19} {event.severity:<8} "
+            f"{safe(event.ecosystem)}:{safe(event.package)}{extra}{_latency(event.upstream_time, event.detected_at)}"
+            f"  {safe(event.summary, 160)}"
+        )
+    if isinstance(event, events.Cursor):
+        return f"{iso_ms(event.updated_at)} CURSOR {safe(event.component)} -> {safe(event.value, 80)}"
+    name = type(event).__name__
+    when = iso_ms(getattr(event, "observed_at", None))
+    head = f"{when} {name:<24} {safe(getattr(event, 'source', ''))} {safe(getattr(event, 'ecosystem', ''))}:" \
+           f"{safe(getattr(event, 'package', ''))}"
+    if isinstance(event, events.ReportObserved):
+        return f"{head} {event.change} {safe(event.report_id)} @{event.commit[:10]}"
+    if isinstance(event, events.ProjectStatusObserved):
+        return f"{head} status={event.status} serial={event.last_serial} versions={len(event.versions)}"
+    if isinstance(event, events.IndexMembershipObserved):
+        return f"{head} present={event.present} serial={event.last_serial}"
+    if isinstance(event, events.JournalEntryObserved):
+        version = f" {safe(event.version)}" if event.version else ""
+        return f"{head} #{event.serial} {safe(event.action)}{version} at {iso_ms(event.timestamp)}"
+    if isinstance(event, events.DeadLetter):
+        return f"{head} {event.reason}: {safe(event.error, 160)} ({safe(event.pointer, 120)})"
+    if isinstance(event, events.WatchRequest):
+        return f"{head} watch: {safe(event.reason)}"
+    return f"{head}"

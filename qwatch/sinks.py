@@ -1,0 +1,191 @@
+"""Where events go and come from: the Sink and Source ports, and their JSONL adapters.
+
+The JSONL forms run the very same code paths as Kafka (the ingestor or processor cannot tell), which makes the
+pipeline pipe-friendly and replayable: ``qwatch ingest ... --sink jsonl:- | qwatch process --source jsonl:-``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from qwatch.codec import Codec, SchemaError
+
+
+class PublishError(Exception):
+    """Events were not acknowledged; the caller must not move its cursor or commit its input offsets."""
+
+    def __init__(self, message: str, failed: int = 0) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class Sink(Protocol):
+    """Accepts events; ``flush`` returns only when every emitted event is durably acknowledged, or raises."""
+
+    def emit(self, event: object, topic: str | None = None) -> None:
+        """Queue one event (routed by type unless ``topic`` is given)."""
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until all queued events are acknowledged; raise PublishError otherwise."""
+
+    def close(self) -> None:
+        """Release resources after a final flush."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One input record: the decoded event, or the error that kept it from decoding, with its coordinates."""
+
+    event: Any
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    raw: bytes | None = None
+    error: str | None = None
+
+    @property
+    def pointer(self) -> str:
+        """``topic[partition]@offset``, the coordinates logged and dead-lettered on failure."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class Source(Protocol):
+    """Yields input records; ``commit`` marks everything returned so far as processed."""
+
+    def poll(self, timeout: float) -> list[Delivery]:
+        """Return the next batch (possibly empty); never raises for one bad record."""
+
+    def commit(self) -> None:
+        """Persist the position after the caller processed and flushed the batch."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True when a finite source (a JSONL file) has nothing more to give."""
+
+
+def parse_endpoint(spec: str, flag: str) -> tuple[str, str]:
+    """Split ``kafka`` or ``jsonl:PATH`` into (kind, path); anything else is a clear usage error."""
+    if spec == "kafka":
+        return "kafka", ""
+    if spec.startswith("jsonl:") and len(spec) > len("jsonl:"):
+        return "jsonl", spec[len("jsonl:") :]
+    raise ValueError(f"{flag} {spec!r}: use 'kafka' or 'jsonl:PATH' ('jsonl:-' for stdout/stdin)")
+
+
+class JsonlSink:
+    """Writes one JSON object per line; a file sink fsyncs on flush so a cursor never outruns the data."""
+
+    def __init__(self, path: str, codec: Codec) -> None:
+        self._codec = codec
+        self._stdout = path == "-"
+        self._fh: IO[str] = sys.stdout if self._stdout else open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self.path = path
+
+    def emit(self, event: object, topic: str | None = None) -> None:
+        """Write the event as one line (the topic is implied by ``type``)."""
+        line = json.dumps(self._codec.to_json_dict(event), separators=(",", ":"), ensure_ascii=False)
+        try:
+            self._fh.write(line + "\n")
+        except OSError as exc:
+            raise PublishError(f"cannot write to {self.path}: {exc}", 1) from exc
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Flush and fsync; a full disk or closed pipe becomes a PublishError, not a moved cursor."""
+        try:
+            self._fh.flush()
+            if not self._stdout:
+                os.fsync(self._fh.fileno())
+        except (OSError, ValueError) as exc:
+            raise PublishError(f"cannot flush {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Flush, then close unless it is stdout."""
+        self.flush()
+        if not self._stdout:
+            self._fh.close()
+
+
+class JsonlSource:
+    """Reads JSONL events; undecodable lines come back as Deliveries with an error, to be dead-lettered."""
+
+    def __init__(self, path: str, codec: Codec, batch_size: int = 500) -> None:
+        self._codec = codec
+        self._fh: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        self._lines: Iterator[str] = iter(self._fh)
+        self._batch = batch_size
+        self._offset = 0
+        self._done = False
+        self.path = path
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the file ended."""
+        return self._done
+
+    def poll(self, timeout: float) -> list[Delivery]:
+        """Read up to a batch of lines."""
+        out: list[Delivery] = []
+        for line in self._lines:
+            self._offset += 1
+            text = line.strip()
+            if not text:
+                continue
+            out.append(self._decode(text))
+            if len(out) >= self._batch:
+                return out
+        self._done = True
+        return out
+
+    def _decode(self, text: str) -> Delivery:
+        raw = text.encode()
+        try:
+            event = self._codec.from_json_dict(json.loads(text))
+        except (ValueError, SchemaError) as exc:
+            return Delivery(None, f"jsonl:{self.path}", 0, self._offset, raw=raw, error=str(exc))
+        return Delivery(event, f"jsonl:{self.path}", 0, self._offset, raw=raw)
+
+    def commit(self) -> None:
+        """Nothing to persist: a JSONL replay is idempotent through the processor's state-dir."""
+
+    def close(self) -> None:
+        """Close the file unless it is stdin."""
+        if self._fh is not sys.stdin:
+            self._fh.close()
+
+
+class MemorySink:
+    """Collects events in a list: for the pure core's tests and for benchmarks, never for production."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def emit(self, event: object, topic: str | None = None) -> None:
+        """Keep the event."""
+        self.events.append(event)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Nothing is pending."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def atomic_write(path: Path, data: str) -> None:
+    """Write via a temp file in the same directory, fsync, then rename: a crash leaves old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
