@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .model import LockfileError, PackageSource
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.python.org/simple"})
+PYPI_FILE_HOSTS = frozenset({"files.pythonhosted.org", "pypi.org"})
 PYPI = PackageSource("pypi", None)
 
 
@@ -113,6 +114,24 @@ def index_source(url: str | None) -> PackageSource:
     if url is None or is_pypi_index(url):
         return PYPI
     return PackageSource("index", redact(url))
+
+
+def checked_against_files(source: PackageSource, file_urls: Iterable[str]) -> PackageSource:
+    """A "PyPI" package whose recorded files live on another host is not from PyPI.
+
+    uv and PEP 751 installers download the recorded URLs, not what the index would serve, and a tampered
+    lock would look exactly like this.
+    """
+    if source.kind != "pypi":
+        return source
+    for url in file_urls:
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            host = ""
+        if host not in PYPI_FILE_HOSTS:
+            return PackageSource("url", redact(url))
+    return source
 
 
 def dedupe(items: Iterable[str]) -> tuple[str, ...]:

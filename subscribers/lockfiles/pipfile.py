@@ -6,6 +6,8 @@ each package's ``groups`` keeps the section(s) it came from.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ._common import (
     dedupe,
     flag,
@@ -44,17 +46,11 @@ def parse(text: str, path: str = "Pipfile.lock") -> Inventory:
             if earlier is None:
                 merged[key] = package
                 continue
-            merged[key] = LockedPackage(
-                earlier.name,
-                earlier.normalized,
-                earlier.version,
-                earlier.source,
-                dedupe(earlier.hashes + package.hashes),
-                earlier.markers,
-                True,
-                (),
-                earlier.groups + package.groups,
-                dedupe(earlier.extras + package.extras),
+            merged[key] = replace(
+                earlier,
+                hashes=dedupe(earlier.hashes + package.hashes),
+                groups=earlier.groups + package.groups,
+                extras=dedupe(earlier.extras + package.extras),
             )
     return Inventory(format="Pipfile.lock", path=path, root=None, packages=tuple(merged.values()))
 

@@ -6,10 +6,10 @@ packages nothing depends on are. The file has no project root.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from dataclasses import replace
 
 from ._common import (
-    PYPI,
+    checked_against_files,
     dedupe,
     flag,
     hash_table,
@@ -22,8 +22,6 @@ from ._common import (
     tables,
 )
 from .model import Inventory, LockedPackage, LockfileError, PackageSource, normalize
-
-_PYPI_FILE_HOSTS = frozenset({"files.pythonhosted.org", "pypi.org"})
 
 
 def parse(text: str, path: str = "pylock.toml") -> Inventory:
@@ -60,24 +58,13 @@ def parse(text: str, path: str = "pylock.toml") -> Inventory:
             )
         )
     depended = {dep for package in drafts for dep in package.dependencies if dep != package.normalized}
-    packages = tuple(
-        LockedPackage(
-            p.name,
-            p.normalized,
-            p.version,
-            p.source,
-            p.hashes,
-            p.markers,
-            p.normalized not in depended,
-            p.dependencies,
-        )
-        for p in drafts
-    )
+    packages = tuple(replace(p, direct=p.normalized not in depended) for p in drafts)
     return Inventory(format="pylock.toml", path=path, root=None, packages=packages)
 
 
 def _source(record: dict[str, object], where: str, path: str) -> PackageSource:
-    """VCS, directory and archive sources first; then the index, then where the files really are."""
+    """VCS, directory and archive sources first; then the index (none named means PyPI), checked against the
+    hosts the files really come from."""
     vcs = opt_table(record.get("vcs"), f"{where} vcs", path)
     if vcs:
         location = opt_str(vcs.get("url"), f"{where} vcs.url", path) or req_str(
@@ -103,10 +90,7 @@ def _source(record: dict[str, object], where: str, path: str) -> PackageSource:
             return PackageSource("url", redact(url))
         return PackageSource("path", req_str(archive.get("path"), f"{where} archive", path))
     index = opt_str(record.get("index"), f"{where} index", path)
-    if index is not None:
-        return index_source(index)
-    foreign = [url for url in _file_urls(record, where, path) if _host(url) not in _PYPI_FILE_HOSTS]
-    return PackageSource("url", redact(foreign[0])) if foreign else PYPI
+    return checked_against_files(index_source(index), _file_urls(record, where, path))
 
 
 def _artifacts(record: dict[str, object], where: str, path: str) -> list[dict[str, object]]:
@@ -118,16 +102,8 @@ def _artifacts(record: dict[str, object], where: str, path: str) -> list[dict[st
 
 
 def _file_urls(record: dict[str, object], where: str, path: str) -> list[str]:
-    """Files named without an index are not PyPI's unless they are served from PyPI's file host."""
     urls = (opt_str(item.get("url"), f"{where} file url", path) for item in _artifacts(record, where, path))
     return [url for url in urls if url]
-
-
-def _host(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
 
 
 def _hashes(record: dict[str, object], where: str, path: str) -> tuple[str, ...]:

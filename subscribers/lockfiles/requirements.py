@@ -14,7 +14,7 @@ from ._common import PYPI, index_source, is_pypi_index, redact
 from ._reqline import ParsedLine, RequirementSyntaxError, parse_requirement
 from .model import Inventory, LockedPackage, LockfileError, PackageSource, normalize
 
-_INLINE_COMMENT = re.compile(r"(?:^|\s+)#.*$")
+_COMMENT_START = re.compile(r"(?:^|(?<=\s))#")  # a lookbehind, not `\s+#`, which is quadratic on long blanks
 _VIA = re.compile(r"#\s*via\b\s*(?P<rest>.*)")
 _VIA_ITEM = re.compile(r"#\s{2,}(?P<item>\S.*)")
 _PARENT = re.compile(r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?")
@@ -58,8 +58,9 @@ def parse(text: str, path: str = "requirements.txt") -> Inventory:
             _comment(walk, stripped)
             continue
         walk.in_via_block = False
-        code = _INLINE_COMMENT.sub("", raw).rstrip()
-        comment = raw[len(code) :].strip()
+        hash_mark = _COMMENT_START.search(raw)
+        code = (raw[: hash_mark.start()] if hash_mark else raw).rstrip()
+        comment = raw[hash_mark.start() :].strip() if hash_mark else ""
         if not pending:
             start = number
         if code.endswith("\\"):

@@ -6,9 +6,11 @@ dependencies, extras and dependency groups are the direct ones.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 from ._common import (
+    checked_against_files,
     dedupe,
     index_source,
     load_toml,
@@ -43,7 +45,9 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
             name=name,
             normalized=normalize(name),
             version=opt_str(record.get("version"), f"{where} version", path),
-            source=_source(record.get("source"), where, path),
+            source=checked_against_files(
+                _source(record.get("source"), where, path), _urls(record, where, path)
+            ),
             hashes=_hashes(record, where, path),
             markers=" or ".join(f"({marker})" for marker in resolution) or None,
             direct=False,
@@ -55,16 +59,8 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
     root = _root(projects)
     direct = {dep for project in projects for dep in project.dependencies} - ({root} if root else set())
     packages = tuple(
-        LockedPackage(
-            p.name,
-            p.normalized,
-            p.version,
-            p.source,
-            p.hashes,
-            p.markers,
-            p.normalized in direct,
-            p.dependencies,
-            extras=tuple(sorted(requested_extras.get(p.normalized, ()))),
+        replace(
+            p, direct=p.normalized in direct, extras=tuple(sorted(requested_extras.get(p.normalized, ())))
         )
         for _, p in drafts
     )
@@ -133,9 +129,22 @@ def _pinned_git(location: str) -> str:
     return redact(f"{base}@{parts.fragment}" if parts.fragment else base)
 
 
-def _hashes(record: dict[str, object], where: str, path: str) -> tuple[str, ...]:
+def _artifacts(record: dict[str, object], where: str, path: str) -> list[dict[str, object]]:
     artifacts = tables(record.get("wheels"), f"{where} wheels", path)
     if record.get("sdist") is not None:
         artifacts.insert(0, table(record["sdist"], f"{where} sdist", path))
-    found = (opt_str(item.get("hash"), f"{where} artifact hash", path) for item in artifacts)
+    return artifacts
+
+
+def _urls(record: dict[str, object], where: str, path: str) -> list[str]:
+    found = (
+        opt_str(item.get("url"), f"{where} artifact url", path) for item in _artifacts(record, where, path)
+    )
+    return [url for url in found if url]
+
+
+def _hashes(record: dict[str, object], where: str, path: str) -> tuple[str, ...]:
+    found = (
+        opt_str(item.get("hash"), f"{where} artifact hash", path) for item in _artifacts(record, where, path)
+    )
     return dedupe(digest for digest in found if digest)
