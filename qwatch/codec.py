@@ -119,12 +119,12 @@ def _record_to_dict(cls: type) -> _Plan:
 def _from_plan(tp: Any) -> _Plan:
     tp = _unwrap_optional(tp)
     if dataclasses.is_dataclass(tp):
-        return _dict_to_record(tp)  # type: ignore[arg-type]
+        return _compiled_builder(tp)  # type: ignore[arg-type]
     if typing.get_origin(tp) is tuple:
         inner_tp = typing.get_args(tp)[0]
         if dataclasses.is_dataclass(inner_tp):
-            inner = _dict_to_record(inner_tp)  # type: ignore[arg-type]
-            return lambda v: tuple(inner(x) for x in v)
+            inner = _compiled_builder(inner_tp)  # type: ignore[arg-type]
+            return lambda v: tuple([inner(x) for x in v])
         return tuple
     return lambda v: v
 
@@ -151,6 +151,39 @@ def _dict_to_record(cls: type) -> _Plan:
     return build
 
 
+def _compiled_builder(cls: type) -> _Plan:
+    """Generated code that fills a frozen slots dataclass straight from an Avro-decoded dict.
+
+    Every field is present in Avro output, so no defaults are needed; writing the slots directly skips the
+    frozen ``__init__``'s per-field ``object.__setattr__``. Decoding is on every consumer's hot path, and this keeps
+    it close to raw fastavro (bench/codec_bench.py). Built once per type at start-up.
+    """
+    hints = typing.get_type_hints(cls)
+    env: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    lines = ["def build(d):", "    o = new(cls)"]
+    for i, f in enumerate(dataclasses.fields(cls)):
+        tp = _unwrap_optional(hints[f.name])
+        optional = tp is not hints[f.name]
+        env[f"s{i}"] = cls.__dict__[f.name].__set__
+        access = f"d[{f.name!r}]"
+        if dataclasses.is_dataclass(tp) or (
+            typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0])
+        ):
+            env[f"p{i}"] = _from_plan(tp)
+            expr = f"p{i}({access})"
+        elif typing.get_origin(tp) is tuple:
+            expr = f"tuple({access})"
+        else:
+            expr = access
+        if optional and expr != access:
+            expr = f"(None if {access} is None else {expr})"
+        lines.append(f"    s{i}(o, {expr})")
+    lines.append("    return o")
+    exec("\n".join(lines), env)  # noqa: S102 - the source is built from our own dataclass field names only
+    builder: _Plan = env["build"]
+    return builder
+
+
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     name: str
@@ -159,6 +192,8 @@ class _Entry:
     fingerprint: bytes
     to_dict: _Plan
     from_dict: _Plan
+    from_avro: _Plan
+    header: bytes
 
 
 class Codec:
@@ -174,7 +209,7 @@ class Codec:
             parsed = fastavro.parse_schema(raw)
             canonical = to_parsing_canonical_form(parsed)
             fp = crc64_avro(canonical.encode()).to_bytes(8, "little")
-            entry = _Entry(name, cls, parsed, fp, _record_to_dict(cls), _dict_to_record(cls))
+            entry = _Entry(name, cls, parsed, fp, _record_to_dict(cls), _dict_to_record(cls), _compiled_builder(cls), MAGIC + fp)
             self._by_name[name] = entry
             self._by_cls[cls] = entry
             self._by_fp[fp] = entry
@@ -200,9 +235,8 @@ class Codec:
     def encode(self, event: object) -> bytes:
         """Single-object encode; a value that breaks the schema is a SchemaError, never a crash."""
         entry = self._entry_for(event)
-        buf = io.BytesIO()
-        buf.write(MAGIC)
-        buf.write(entry.fingerprint)
+        buf = io.BytesIO(entry.header)
+        buf.seek(10)
         try:
             fastavro.schemaless_writer(buf, entry.parsed, entry.to_dict(event))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -211,16 +245,19 @@ class Codec:
 
     def decode(self, data: bytes) -> Any:
         """Decode single-object bytes, resolving the schema by fingerprint; foreign bytes are a SchemaError."""
-        if len(data) < 10 or data[:2] != MAGIC:
+        if len(data) < 10 or not data.startswith(MAGIC):
             raise SchemaError("not Avro single-object encoding (missing C3 01 marker)")
-        entry = self._by_fp.get(bytes(data[2:10]))
+        fp = data[2:10]
+        entry = self._by_fp.get(fp)
         if entry is None:
-            raise SchemaError(f"unknown schema fingerprint {bytes(data[2:10]).hex()}")
+            raise SchemaError(f"unknown schema fingerprint {bytes(fp).hex()}")
+        body = io.BytesIO(data)
+        body.seek(10)
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(data[10:]), entry.parsed, None)
+            record = fastavro.schemaless_reader(body, entry.parsed, None)
         except (ValueError, TypeError, EOFError, IndexError, UnicodeDecodeError, OverflowError) as exc:
             raise SchemaError(f"{entry.name}: corrupt body: {exc}", entry.name) from exc
-        return entry.from_dict(record)
+        return entry.from_avro(record)
 
     def to_json_dict(self, event: object) -> dict[str, Any]:
         """The JSONL form: the Avro record as plain JSON with ``type`` naming the record."""

@@ -107,6 +107,20 @@ def load(cls: type[T], env: Mapping[str, str], prefix: str = "", overrides: Mapp
         raise ConfigError(f"{cls.__name__}: {exc}") from None
 
 
+REGISTERED: list[tuple[type, str]] = []
+"""Every component config class with its variable prefix; the Helm values test walks this list."""
+
+
+def component(prefix: str) -> Any:
+    """Class decorator recording a config class and its ``QWATCH_<prefix>`` so docs and Helm stay in step."""
+
+    def wrap(cls: type[T]) -> type[T]:
+        REGISTERED.append((cls, prefix))
+        return cls
+
+    return wrap
+
+
 def require(condition: bool, prefix: str, field: str, message: str) -> None:
     """Raise the one-line ConfigError used by every ``__post_init__`` check."""
     if not condition:
@@ -124,6 +138,7 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
     return rows
 
 
+@component("KAFKA_")
 @dataclasses.dataclass(frozen=True)
 class KafkaConfig:
     """How every component reaches Kafka; SASL and TLS settings map onto the Helm chart's Secret."""

@@ -116,6 +116,20 @@ class KafkaSink:
         finally:
             self._producer.close(timeout=5)
 
+    def abandon(self) -> None:
+        """Close without waiting, after a failed flush: the unacknowledged events will be re-sent from the cursor."""
+        self._pending.clear()
+        # kafka-python's close() insists on flushing first; forcing the sender closed aborts the stuck batches so
+        # close() can finish instead of blocking (or raising again from __del__ later).
+        sender = getattr(self._producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(5)
+        try:
+            self._producer.close(timeout=0)
+        except KafkaError:
+            logger.debug("producer closed with undelivered records; they are replayed from the cursor")
+
 
 class KafkaSource:
     """Polls a consumer and decodes; bad bytes become Deliveries with an error instead of exceptions."""

@@ -68,6 +68,7 @@ def add_common(parser: argparse.ArgumentParser, sink: bool = True, source: bool 
     parser.add_argument("--json-logs", action="store_true", default=None, help="log JSON lines (env QWATCH_JSON_LOGS)")
 
 
+@cfgmod.component("")
 @dataclass(frozen=True)
 class CommonConfig:
     """Settings shared by every component: where state lives, metrics, logging."""

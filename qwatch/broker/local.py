@@ -67,6 +67,7 @@ class LocalBroker:
     jaas_config: str | None = None
     process: subprocess.Popen[bytes] | None = None
     started_in: float = 0.0
+    _log_start: int = 0
 
     @property
     def lib_dir(self) -> Path:
@@ -145,6 +146,11 @@ class LocalBroker:
             "num.io.threads": "2",
             "num.partitions": "1",
             "log.cleaner.backoff.ms": "1000",
+            # A killed single node must come back fast in outage tests: shorter broker session and Raft timers.
+            "broker.session.timeout.ms": "3000",
+            "broker.heartbeat.interval.ms": "500",
+            "controller.quorum.election.timeout.ms": "1000",
+            "controller.quorum.fetch.timeout.ms": "2000",
         }
         if proto == "PLAINTEXT":
             props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.port}"
@@ -172,7 +178,7 @@ class LocalBroker:
         if (self.workdir / "data" / "meta.properties").exists():
             return
         cmd = [self._java(), "-cp", self._classpath(), self._log4j(), "kafka.tools.StorageTool", "format",
-               "-t", _kafka_cluster_id(), "-c", str(config), "--ignore-formatted"]
+               f"--cluster-id={_kafka_cluster_id()}", "-c", str(config), "--ignore-formatted"]
         extra: list[str] = []
         for key, value in self.extra_properties.items():
             if key == "qwatch.scram.user":
@@ -197,6 +203,7 @@ class LocalBroker:
             jaas.write_text(self.jaas_config)
             jvm.append(f"-Djava.security.auth.login.config={jaas}")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self._log_start = log.tell()
         self.process = subprocess.Popen(
             [self._java(), *jvm, self._log4j(), "-cp", self._classpath(), "kafka.Kafka", str(config)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
@@ -213,7 +220,7 @@ class LocalBroker:
         while time.monotonic() - t0 < timeout:
             if self.process is not None and self.process.poll() is not None:
                 raise BrokerError(f"the broker exited with code {self.process.returncode}; log tail:\n{_tail(self.log_path)}")
-            if _log_says_started(self.log_path) and _port_open(self.port):
+            if _log_says_started(self.log_path, self._log_start) and _port_open(self.port):
                 return
             time.sleep(0.2)
         self.stop()
@@ -309,10 +316,10 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _log_says_started(path: Path) -> bool:
+def _log_says_started(path: Path, offset: int) -> bool:
     try:
         with open(path, "rb") as fh:
-            fh.seek(max(0, os.path.getsize(path) - 65536))
+            fh.seek(max(offset, os.path.getsize(path) - 65536))
             return b"Kafka Server started" in fh.read()
     except OSError:
         return False

@@ -59,22 +59,21 @@ def version_key(version: str) -> VersionKey:
 
 def _legacy_parts(version: str) -> tuple[str, ...]:
     """Order non-PEP 440 strings the way setuptools' old ``parse_version`` did."""
-    tokens: list[str] = []
+    pieces: list[str] = []
     for raw in _LEGACY_PART.split(version.lower()):
-        token = _LEGACY_SUBST.get(raw, raw)
-        if not token or token == ".":
-            continue
-        tokens.append(token.zfill(8) if token[:1].isdigit() else "*" + token)
-    tokens.append("*final")
+        piece = _LEGACY_SUBST.get(raw, raw)
+        if piece and piece != ".":
+            pieces.append(piece.zfill(8) if piece[:1].isdigit() else "*" + piece)
+    pieces.append("*final")
     parts: list[str] = []
-    for token in tokens:
-        if token.startswith("*"):
-            if token < "*final":  # a pre-release tag drops the implicit "final-" before it
+    for piece in pieces:
+        if piece.startswith("*"):
+            if piece < "*final":  # a pre-release tag drops the implicit "final-" before it
                 while parts and parts[-1] == "*final-":
                     parts.pop()
             while parts and parts[-1] == "00000000":
                 parts.pop()
-        parts.append(token)
+        parts.append(piece)
     return tuple(parts)
 
 
