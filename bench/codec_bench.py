@@ -22,17 +22,35 @@ from qwatch.codec import Codec
 
 def _status(i: int) -> events.ProjectStatusObserved:
     return events.ProjectStatusObserved(
-        event_id=f"{i:032x}", source="pypi-simple", ecosystem="PyPI", package=f"pkg-{i}", observed_at=1767323045000 + i,
-        upstream_time=None, status="active", last_serial=31000000 + i, versions=("1.0", "1.1", "2.0"),
-        yanked_versions=(), http_status=200,
+        event_id=f"{i:032x}",
+        source="pypi-simple",
+        ecosystem="PyPI",
+        package=f"pkg-{i}",
+        observed_at=1767323045000 + i,
+        upstream_time=None,
+        status="active",
+        last_serial=31000000 + i,
+        versions=("1.0", "1.1", "2.0"),
+        yanked_versions=(),
+        http_status=200,
     )
 
 
 def _transition(i: int) -> events.Transition:
     return events.Transition(
-        event_id=f"{i:032x}", kind="QUARANTINED", ecosystem="PyPI", package=f"pkg-{i}", severity="high", version=None,
-        report_id=None, before=events.PackageState("active", 1), after=events.PackageState("quarantined", 2),
-        evidence=(events.Evidence("o", "pypi-journal", 1),), upstream_time=1, detected_at=2, summary="pkg quarantined",
+        event_id=f"{i:032x}",
+        kind="QUARANTINED",
+        ecosystem="PyPI",
+        package=f"pkg-{i}",
+        severity="high",
+        version=None,
+        report_id=None,
+        before=events.PackageState("active", 1),
+        after=events.PackageState("quarantined", 2),
+        evidence=(events.Evidence("o", "pypi-journal", 1),),
+        upstream_time=1,
+        detected_at=2,
+        summary="pkg quarantined",
     )
 
 
@@ -97,7 +115,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     args = parser.parse_args()
     codec = Codec()
-    results: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor() or ''} py{platform.python_version()}"}
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} py{platform.python_version()}"
+    }
     results.update(bench("status", [_status(i) for i in range(args.records)], codec))
     results.update(bench("transition", [_transition(i) for i in range(args.records)], codec))
     out = Path(__file__).parent / "out"

@@ -209,7 +209,16 @@ class Codec:
             parsed = fastavro.parse_schema(raw)
             canonical = to_parsing_canonical_form(parsed)
             fp = crc64_avro(canonical.encode()).to_bytes(8, "little")
-            entry = _Entry(name, cls, parsed, fp, _record_to_dict(cls), _dict_to_record(cls), _compiled_builder(cls), MAGIC + fp)
+            entry = _Entry(
+                name,
+                cls,
+                parsed,
+                fp,
+                _record_to_dict(cls),
+                _dict_to_record(cls),
+                _compiled_builder(cls),
+                MAGIC + fp,
+            )
             self._by_name[name] = entry
             self._by_cls[cls] = entry
             self._by_fp[fp] = entry

@@ -155,14 +155,22 @@ class KafkaConfig:
 
     def __post_init__(self) -> None:
         protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-        require(self.security_protocol in protocols, "KAFKA_", "security_protocol", f"one of {', '.join(protocols)}")
+        require(
+            self.security_protocol in protocols,
+            "KAFKA_",
+            "security_protocol",
+            f"one of {', '.join(protocols)}",
+        )
         if self.security_protocol.startswith("SASL"):
             require(bool(self.sasl_mechanism), "KAFKA_", "sasl_mechanism", "required with SASL")
             require(bool(self.sasl_username), "KAFKA_", "sasl_username", "required with SASL")
 
     def client_kwargs(self) -> dict[str, Any]:
         """kafka-python keyword arguments shared by producers, consumers and admin clients."""
-        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap.split(","), "security_protocol": self.security_protocol}
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
         if self.sasl_mechanism:
             kwargs.update(
                 sasl_mechanism=self.sasl_mechanism,

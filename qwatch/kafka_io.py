@@ -65,7 +65,16 @@ def create_topics(admin: KafkaAdminClient, specs: tuple[TopicSpec, ...] = ALL_TO
     created: list[str] = []
     for spec in missing:
         try:
-            admin.create_topics([NewTopic(spec.name, spec.partitions, 1 if _single_node(admin) else 3, topic_configs=spec.configs)])
+            admin.create_topics(
+                [
+                    NewTopic(
+                        spec.name,
+                        spec.partitions,
+                        1 if _single_node(admin) else 3,
+                        topic_configs=spec.configs,
+                    )
+                ]
+            )
             created.append(spec.name)
         except TopicAlreadyExistsError:
             pass
@@ -172,7 +181,9 @@ class KafkaSource:
         self._consumer.close()
 
 
-def read_topic(cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any) -> list[Delivery]:
+def read_topic(
+    cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
+) -> list[Delivery]:
     """Read a whole topic from the beginning to its current end, without a group (for compacted state and tests)."""
     consumer = make_consumer(cfg, None, **consumer_overrides)
     try:

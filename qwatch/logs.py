@@ -19,7 +19,9 @@ def safe(value: object, limit: int = 200) -> str:
     text = value if isinstance(value, str) else repr(value)
     if len(text) > limit:
         text = text[:limit] + f"…(+{len(text) - limit} chars)"
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 class JsonFormatter(logging.Formatter):

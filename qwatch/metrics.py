@@ -23,37 +23,63 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         # Ingestors
-        self.polls = Counter("qwatch_ingest_polls_total", "Polls of an upstream feed.", ["source", "outcome"], registry=r)
+        self.polls = Counter(
+            "qwatch_ingest_polls_total", "Polls of an upstream feed.", ["source", "outcome"], registry=r
+        )
         self.poll_duration = Histogram(
-            "qwatch_ingest_poll_duration_seconds", "Time per poll.", ["source"], buckets=DURATION_BUCKETS, registry=r
+            "qwatch_ingest_poll_duration_seconds",
+            "Time per poll.",
+            ["source"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.fetches = Counter(
             "qwatch_ingest_fetches_total", "Upstream requests by outcome.", ["source", "outcome"], registry=r
         )
         self.fetch_duration = Histogram(
-            "qwatch_ingest_fetch_duration_seconds", "Upstream request time.", ["source"], buckets=DURATION_BUCKETS, registry=r
+            "qwatch_ingest_fetch_duration_seconds",
+            "Upstream request time.",
+            ["source"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.http_responses = Counter(
             "qwatch_http_responses_total", "HTTP responses by status code.", ["source", "code"], registry=r
         )
-        self.retries = Counter("qwatch_ingest_retries_total", "Retried upstream calls.", ["source", "reason"], registry=r)
+        self.retries = Counter(
+            "qwatch_ingest_retries_total", "Retried upstream calls.", ["source", "reason"], registry=r
+        )
         self.events_emitted = Counter(
-            "qwatch_events_emitted_total", "Events handed to the sink and acknowledged.", ["source", "event_type"], registry=r
+            "qwatch_events_emitted_total",
+            "Events handed to the sink and acknowledged.",
+            ["source", "event_type"],
+            registry=r,
         )
         self.deadletters = Counter(
-            "qwatch_deadletters_total", "Inputs parked on the dead-letter topic.", ["source", "reason"], registry=r
+            "qwatch_deadletters_total",
+            "Inputs parked on the dead-letter topic.",
+            ["source", "reason"],
+            registry=r,
         )
         self.cursor_age = Gauge(
-            "qwatch_ingest_cursor_age_seconds", "Age of the upstream position the cursor points at.", ["source"], registry=r
+            "qwatch_ingest_cursor_age_seconds",
+            "Age of the upstream position the cursor points at.",
+            ["source"],
+            registry=r,
         )
         self.last_success = Gauge(
-            "qwatch_ingest_last_success_timestamp_seconds", "When a poll last succeeded.", ["source"], registry=r
+            "qwatch_ingest_last_success_timestamp_seconds",
+            "When a poll last succeeded.",
+            ["source"],
+            registry=r,
         )
         self.openssf_reports = Counter(
             "qwatch_openssf_reports_total", "OpenSSF report changes emitted.", ["change"], registry=r
         )
         self.openssf_pending = Counter(
-            "qwatch_openssf_pending_files_skipped_total", "Pending MAL-0000 files seen and not emitted.", registry=r
+            "qwatch_openssf_pending_files_skipped_total",
+            "Pending MAL-0000 files seen and not emitted.",
+            registry=r,
         )
         self.git_fetch_failures = Counter(
             "qwatch_git_fetch_failures_total", "Failed git fetches of the OpenSSF repository.", registry=r
@@ -73,10 +99,15 @@ class Metrics:
         )
         self.state_packages = Gauge("qwatch_processor_state_packages", "Packages held in processor state.", registry=r)
         self.consumer_lag = Gauge(
-            "qwatch_consumer_lag_records", "Records behind the end of the input topic.", ["group", "topic"], registry=r
+            "qwatch_consumer_lag_records",
+            "Records behind the end of the input topic.",
+            ["group", "topic"],
+            registry=r,
         )
         # Subscribers
-        self.alerts = Counter("qwatch_alerts_total", "Alerts raised for registered inventories.", ["severity"], registry=r)
+        self.alerts = Counter(
+            "qwatch_alerts_total", "Alerts raised for registered inventories.", ["severity"], registry=r
+        )
         self.webhook_deliveries = Counter(
             "qwatch_webhook_deliveries_total", "Webhook POSTs by outcome.", ["outcome"], registry=r
         )

@@ -31,8 +31,10 @@ def render(event: object) -> str:
         return f"{iso_ms(event.updated_at)} CURSOR {safe(event.component)} -> {safe(event.value, 80)}"
     name = type(event).__name__
     when = iso_ms(getattr(event, "observed_at", None))
-    head = f"{when} {name:<24} {safe(getattr(event, 'source', ''))} {safe(getattr(event, 'ecosystem', ''))}:" \
-           f"{safe(getattr(event, 'package', ''))}"
+    head = (
+        f"{when} {name:<24} {safe(getattr(event, 'source', ''))} {safe(getattr(event, 'ecosystem', ''))}:"
+        f"{safe(getattr(event, 'package', ''))}"
+    )
     if isinstance(event, events.ReportObserved):
         return f"{head} {event.change} {safe(event.report_id)} @{event.commit[:10]}"
     if isinstance(event, events.ProjectStatusObserved):

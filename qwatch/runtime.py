@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +54,32 @@ def kafka_config(env: Mapping[str, str] | None = None, bootstrap: str | None = N
 def add_common(parser: argparse.ArgumentParser, sink: bool = True, source: bool = False) -> None:
     """The flags every event-moving command takes."""
     if source:
-        parser.add_argument("--source", default="kafka", metavar="kafka|jsonl:PATH",
-                            help="where events come from (default: kafka; jsonl:- reads stdin)")
+        parser.add_argument(
+            "--source",
+            default="kafka",
+            metavar="kafka|jsonl:PATH",
+            help="where events come from (default: kafka; jsonl:- reads stdin)",
+        )
     if sink:
-        parser.add_argument("--sink", default="kafka", metavar="kafka|jsonl:PATH",
-                            help="where events go (default: kafka; jsonl:- writes stdout)")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="directory for cursors/state when not using Kafka (env QWATCH_STATE_DIR)")
+        parser.add_argument(
+            "--sink",
+            default="kafka",
+            metavar="kafka|jsonl:PATH",
+            help="where events go (default: kafka; jsonl:- writes stdout)",
+        )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="directory for cursors/state when not using Kafka (env QWATCH_STATE_DIR)",
+    )
     parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env QWATCH_KAFKA_BOOTSTRAP)")
-    parser.add_argument("--metrics-port", type=int, default=None,
-                        help="serve Prometheus /metrics on this port; 0 = off (env QWATCH_METRICS_PORT)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port; 0 = off (env QWATCH_METRICS_PORT)",
+    )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (env QWATCH_LOG_LEVEL)")
     parser.add_argument("--json-logs", action="store_true", default=None, help="log JSON lines (env QWATCH_JSON_LOGS)")
 
@@ -73,15 +89,19 @@ def add_common(parser: argparse.ArgumentParser, sink: bool = True, source: bool 
 class CommonConfig:
     """Settings shared by every component: where state lives, metrics, logging."""
 
-    state_dir: Path | None = None
-    metrics_port: int = 0
-    log_level: str = "INFO"
-    json_logs: bool = False
+    state_dir: Path | None = field(default=None, metadata={"help": "cursors and state on disk (JSONL mode)"})
+    metrics_port: int = field(default=0, metadata={"help": "port for Prometheus /metrics; 0 = off"})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    json_logs: bool = field(default=False, metadata={"help": "log one JSON object per line"})
 
     def __post_init__(self) -> None:
         cfgmod.require(0 <= self.metrics_port < 65536, "", "metrics_port", "expected a port number 0-65535")
-        cfgmod.require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "", "log_level",
-                       "expected DEBUG, INFO, WARNING or ERROR")
+        cfgmod.require(
+            self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+            "",
+            "log_level",
+            "expected DEBUG, INFO, WARNING or ERROR",
+        )
 
 
 @dataclass

@@ -32,8 +32,10 @@ TRANSITION = events.Transition(
 CURSOR_GOLDEN = (
     "c301"  # single-object marker
     "670b5351bc83023a"  # CRC-64-AVRO fingerprint of Cursor's canonical form, little-endian
-    "18" "6f70656e7373663a64656d6f"  # component: zigzag length 12, "openssf:demo"
-    "10" "3632396362343363"  # value: length 8, "629cb43c"
+    "18"
+    "6f70656e7373663a64656d6f"  # component: zigzag length 12, "openssf:demo"
+    "10"
+    "3632396362343363"  # value: length 8, "629cb43c"
     "90b2cccaef66"  # updated_at 1767323045000 as a zigzag varint
     "00"  # upstream_time: union branch 0 (null)
 )
@@ -109,7 +111,11 @@ def test_values_that_break_the_schema_are_schema_errors(codec: Codec) -> None:
 @given(st.binary(max_size=200))
 def test_decode_never_raises_anything_but_schema_error(data: bytes) -> None:
     codec = _CODEC
-    for candidate in (data, MAGIC + codec.fingerprint("Transition") + data, MAGIC + codec.fingerprint("Cursor") + data):
+    for candidate in (
+        data,
+        MAGIC + codec.fingerprint("Transition") + data,
+        MAGIC + codec.fingerprint("Cursor") + data,
+    ):
         try:
             codec.decode(candidate)
         except SchemaError:

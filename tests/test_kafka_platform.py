@@ -14,7 +14,15 @@ from qwatch.codec import SCHEMA_HEADER, Codec
 from qwatch.config import KafkaConfig
 from qwatch.cursors import FileCursorStore, KafkaCursorStore
 from qwatch.ids import event_id, now_ms
-from qwatch.kafka_io import KafkaSink, KafkaSource, create_topics, make_admin, make_consumer, make_producer, read_topic
+from qwatch.kafka_io import (
+    KafkaSink,
+    KafkaSource,
+    create_topics,
+    make_admin,
+    make_consumer,
+    make_producer,
+    read_topic,
+)
 from qwatch.sinks import PublishError
 
 pytestmark = pytest.mark.kafka
@@ -66,7 +74,9 @@ def test_round_trip_with_the_projects_producer_consumer_and_codec(
     assert b"PyPI:pkg-3" in by_key
 
 
-def test_schema_name_travels_in_a_header(kafka_cfg: KafkaConfig, codec: Codec, topic_factory: Callable[..., str]) -> None:
+def test_schema_name_travels_in_a_header(
+    kafka_cfg: KafkaConfig, codec: Codec, topic_factory: Callable[..., str]
+) -> None:
     topic = topic_factory()
     sink = KafkaSink(make_producer(kafka_cfg), codec)
     sink.emit(_journal_row(1), topic)
@@ -105,8 +115,12 @@ def test_kafka_cursor_store_keeps_the_newest_per_component(kafka_cfg: KafkaConfi
     assert loaded is not None and loaded.value == "2"
 
 
-def _publish_then_move_cursor(sink: KafkaSink, store: FileCursorStore, batch: list[events.JournalEntryObserved],
-                              on_half: Callable[[], None] | None = None) -> None:
+def _publish_then_move_cursor(
+    sink: KafkaSink,
+    store: FileCursorStore,
+    batch: list[events.JournalEntryObserved],
+    on_half: Callable[[], None] | None = None,
+) -> None:
     """What every ingestor does: emit, flush (acks=all), and only then save the cursor."""
     for i, e in enumerate(batch):
         sink.emit(e)

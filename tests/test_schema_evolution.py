@@ -29,7 +29,9 @@ def evolution_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             problems.append(f"field {name!r} was removed")
         elif json.dumps(new_fields[name]["type"], sort_keys=True) != json.dumps(f["type"], sort_keys=True):
             problems.append(f"field {name!r} changed type")
-    problems += [f"new field {n!r} has no default" for n, f in new_fields.items() if n not in old_fields and "default" not in f]
+    problems += [
+        f"new field {n!r} has no default" for n, f in new_fields.items() if n not in old_fields and "default" not in f
+    ]
     if old["name"] != new["name"] or old.get("namespace") != new.get("namespace"):
         problems.append("record renamed")
     return problems

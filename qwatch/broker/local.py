@@ -96,15 +96,25 @@ class LocalBroker:
             return self.lib_dir
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise BrokerError("Maven is needed once to fetch Kafka's jars: install it (apt-get install maven) and retry")
+            raise BrokerError(
+                "Maven is needed once to fetch Kafka's jars: install it (apt-get install maven) and retry"
+            )
         work = self.cache_dir / f"kafka-{KAFKA_VERSION}"
         work.mkdir(parents=True, exist_ok=True)
         pom = work / "pom.xml"
         pom.write_bytes(resources.files("qwatch.broker").joinpath("pom.xml").read_bytes())
         tmp_lib = work / "lib.partial"
         shutil.rmtree(tmp_lib, ignore_errors=True)
-        cmd = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
-               f"-DoutputDirectory={tmp_lib}"]
+        cmd = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp_lib}",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         if result.returncode != 0:
             raise BrokerError(
@@ -177,8 +187,18 @@ class LocalBroker:
     def _format(self, config: Path) -> None:
         if (self.workdir / "data" / "meta.properties").exists():
             return
-        cmd = [self._java(), "-cp", self._classpath(), self._log4j(), "kafka.tools.StorageTool", "format",
-               f"--cluster-id={_kafka_cluster_id()}", "-c", str(config), "--ignore-formatted"]
+        cmd = [
+            self._java(),
+            "-cp",
+            self._classpath(),
+            self._log4j(),
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={_kafka_cluster_id()}",
+            "-c",
+            str(config),
+            "--ignore-formatted",
+        ]
         extra: list[str] = []
         for key, value in self.extra_properties.items():
             if key == "qwatch.scram.user":
@@ -206,12 +226,24 @@ class LocalBroker:
         self._log_start = log.tell()
         self.process = subprocess.Popen(
             [self._java(), *jvm, self._log4j(), "-cp", self._classpath(), "kafka.Kafka", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
         log.close()
-        self.state_path.write_text(json.dumps({"pid": self.process.pid, "bootstrap": self.bootstrap,
-                                               "version": KAFKA_VERSION, "port": self.port,
-                                               "controller_port": self.controller_port}))
+        self.state_path.write_text(
+            json.dumps(
+                {
+                    "pid": self.process.pid,
+                    "bootstrap": self.bootstrap,
+                    "version": KAFKA_VERSION,
+                    "port": self.port,
+                    "controller_port": self.controller_port,
+                }
+            )
+        )
         self._wait_ready(t0, timeout)
         self.started_in = time.monotonic() - t0
         return self.bootstrap
@@ -219,7 +251,9 @@ class LocalBroker:
     def _wait_ready(self, t0: float, timeout: float) -> None:
         while time.monotonic() - t0 < timeout:
             if self.process is not None and self.process.poll() is not None:
-                raise BrokerError(f"the broker exited with code {self.process.returncode}; log tail:\n{_tail(self.log_path)}")
+                raise BrokerError(
+                    f"the broker exited with code {self.process.returncode}; log tail:\n{_tail(self.log_path)}"
+                )
             if _log_says_started(self.log_path, self._log_start) and _port_open(self.port):
                 return
             time.sleep(0.2)

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
             "Java 17+ and Maven must be installed. Other qwatch commands find the running broker automatically."
         ),
     )
-    p.add_argument("action", choices=("start", "stop", "status"), help="what to do")
+    p.add_argument(
+        "action", choices=("start", "stop", "status", "fetch"), help="what to do (fetch = only resolve the jars)"
+    )
     p.add_argument("--dir", type=Path, default=None, help="broker directory (env QWATCH_BROKER_DIR)")
     p.add_argument("--port", type=int, default=0, help="client port for start (default: a free port)")
     p.set_defaults(func=run)
@@ -33,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     """Do the action; print version and bootstrap so scripts can capture them."""
     workdir = args.dir or default_broker_dir(os.environ)
     broker = LocalBroker.attach(workdir, default_cache_dir())
+    if args.action == "fetch":
+        lib = broker.ensure_jars()
+        print(f"Apache Kafka {KAFKA_VERSION} jars ready in {lib}")
+        return 0
     state = broker.status()
     if args.action == "status":
         if state is None:
@@ -53,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     broker.port = args.port
     t0 = time.monotonic()
     bootstrap = broker.start()
-    print(f"Apache Kafka {KAFKA_VERSION} ready at {bootstrap} in {time.monotonic() - t0:.1f}s "
-          f"(dir {workdir}; stop with 'qwatch broker stop')")
+    print(
+        f"Apache Kafka {KAFKA_VERSION} ready at {bootstrap} in {time.monotonic() - t0:.1f}s "
+        f"(dir {workdir}; stop with 'qwatch broker stop')"
+    )
     return 0

@@ -33,8 +33,12 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest retained event")
     p.add_argument("--max", type=int, default=0, help="exit after printing this many events (0 = no limit)")
-    p.add_argument("--idle-exit", type=float, default=0.0,
-                   help="exit after this many seconds without a new event (0 = follow forever)")
+    p.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        help="exit after this many seconds without a new event (0 = follow forever)",
+    )
     add_common(p, sink=False, source=True)
     p.set_defaults(func=run)
 
