@@ -63,8 +63,8 @@ class LocalBroker:
     port: int = 0
     controller_port: int = 0
     extra_properties: dict[str, str] = field(default_factory=dict)
-    listener_protocol: str = "PLAINTEXT"
-    jaas_config: str | None = None
+    scram_users: dict[str, str] = field(default_factory=dict)
+    """SCRAM-SHA-512 users (name → password). When set, the client listener requires SASL/SCRAM authentication."""
     process: subprocess.Popen[bytes] | None = None
     started_in: float = 0.0
     _log_start: int = 0
@@ -135,12 +135,12 @@ class LocalBroker:
     def _write_config(self) -> Path:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        proto = self.listener_protocol
+        proto = "SASL_PLAINTEXT" if self.scram_users else "PLAINTEXT"
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"{proto == 'PLAINTEXT' and 'PLAINTEXT' or 'CLIENT'}://127.0.0.1:{self.port},"
+            "listeners": f"{'PLAINTEXT' if proto == 'PLAINTEXT' else 'CLIENT'}://127.0.0.1:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(data),
@@ -171,6 +171,13 @@ class LocalBroker:
             props["advertised.listeners"] = f"CLIENT://127.0.0.1:{self.port}"
             props["listener.security.protocol.map"] = f"CLIENT:{proto},CONTROLLER:PLAINTEXT"
             props["inter.broker.listener.name"] = "CLIENT"
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+            props["sasl.mechanism.inter.broker.protocol"] = "SCRAM-SHA-512"
+            user, password = next(iter(self.scram_users.items()))
+            props["listener.name.client.scram-sha-512.sasl.jaas.config"] = (
+                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" '
+                f'password="{password}";'
+            )
         props.update(self.extra_properties)
         path = self.workdir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -200,9 +207,9 @@ class LocalBroker:
             "--ignore-formatted",
         ]
         extra: list[str] = []
-        for key, value in self.extra_properties.items():
-            if key == "qwatch.scram.user":
-                extra += ["--add-scram", value]
+        for user, password in self.scram_users.items():
+            # SCRAM credentials are bootstrapped into the KRaft metadata log at format time.
+            extra += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
         result = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{(result.stdout + result.stderr)[-3000:]}")
@@ -218,10 +225,6 @@ class LocalBroker:
         t0 = time.monotonic()
         env = dict(os.environ)
         jvm = list(_JVM_OPTS)
-        if self.jaas_config:
-            jaas = self.workdir / "jaas.conf"
-            jaas.write_text(self.jaas_config)
-            jvm.append(f"-Djava.security.auth.login.config={jaas}")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self._log_start = log.tell()
         self.process = subprocess.Popen(
