@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-INGESTOR_MODULES: tuple[str, ...] = ()
+INGESTOR_MODULES: tuple[str, ...] = (
+    "ingestors.openssf.cli",
+    "ingestors.pypi.cli_simple",
+    "ingestors.pypi.cli_json",
+    "ingestors.pypi.cli_journal",
+)
 """Modules exposing ``register(ingest_subparsers)``; each ingestor adds its own line."""
 
 

@@ -1,0 +1,86 @@
+"""Wiring shared by the three ``qwatch ingest pypi-*`` commands: HTTP client, watch set, cursors, epilogs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ingestors.pypi.watchfeed import KafkaWatchFeed
+from ingestors.pypi.watchset import WatchSet, read_watch_file
+from qwatch import config as cfgmod
+from qwatch.events import Cursor
+from qwatch.http import HttpConfig, PoliteClient, make_http_client
+from qwatch.metrics import Metrics
+from qwatch.runtime import Runtime, UsageError
+
+logger = logging.getLogger(__name__)
+
+
+def epilog(*configs: tuple[type, str]) -> str:
+    """The environment variables of the given config classes, for ``--help``."""
+    lines = ["environment (flags win over variables):"]
+    for cls, prefix in (*configs, (HttpConfig, "HTTP_")):
+        for var, default, text in cfgmod.describe(cls, prefix):
+            lines.append(f"  {var:<34} {text}" + (f" (default {default})" if default else ""))
+    return "\n".join(lines)
+
+
+def build_client(runtime: Runtime, source: str) -> PoliteClient:
+    """A PoliteClient from ``QWATCH_HTTP_*`` settings, counting into this process's metrics."""
+    http_cfg = cfgmod.load(HttpConfig, runtime.env, "HTTP_")
+    return PoliteClient(make_http_client(http_cfg), http_cfg, runtime.metrics, source)
+
+
+def load_watch(path: Path | None, metrics: Metrics) -> WatchSet:
+    """The watch set, seeded from ``--watch FILE`` when given."""
+    watch = WatchSet(metrics)
+    if path is not None:
+        try:
+            names = read_watch_file(path)
+        except OSError as exc:
+            raise UsageError(f"--watch {path}: {exc.strerror or exc}") from None
+        for name in names:
+            watch.add(name, "watch-file")
+    return watch
+
+
+def open_feed(runtime: Runtime, watch: WatchSet) -> KafkaWatchFeed | None:
+    """With the Kafka sink, watch requests and OpenSSF reports on Kafka also feed the watch set."""
+    if not runtime.sink_is_kafka():
+        return None
+    return KafkaWatchFeed(runtime.kafka, runtime.codec, watch)
+
+
+def state_dir(runtime: Runtime) -> Path | None:
+    """``--state-dir``/``QWATCH_STATE_DIR``, created if given."""
+    path = runtime.common.state_dir
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class MemoryCursorStore:
+    """Cursors that live as long as the process: ``--once`` to a JSONL sink without ``--state-dir``."""
+
+    def __init__(self) -> None:
+        self._cursors: dict[str, Cursor] = {}
+
+    def load(self, component: str) -> Cursor | None:
+        """The cursor saved earlier in this process."""
+        return self._cursors.get(component)
+
+    def save(self, cursor: Cursor) -> None:
+        """Keep it in memory."""
+        self._cursors[cursor.component] = cursor
+
+
+def positive_float(text: str) -> float:
+    """argparse type for intervals."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("expected a positive number of seconds")
+    return value
