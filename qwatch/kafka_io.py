@@ -166,6 +166,9 @@ class KafkaSource:
         return out
 
     def _decode(self, record: Any) -> Delivery:
+        if record.value is None:
+            # A tombstone on a compacted topic: a deletion, not bad data.
+            return Delivery(None, record.topic, record.partition, record.offset, record.key)
         try:
             event = self._codec.decode(record.value)
         except SchemaError as exc:

@@ -51,6 +51,11 @@ class Delivery:
     error: str | None = None
 
     @property
+    def tombstone(self) -> bool:
+        """A null value on a compacted topic: the key was deleted."""
+        return self.event is None and self.raw is None and self.error is None
+
+    @property
     def pointer(self) -> str:
         """``topic[partition]@offset``, the coordinates logged and dead-lettered on failure."""
         return f"{self.topic}[{self.partition}]@{self.offset}"

@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             if batch:
                 last = time.monotonic()
             for d in batch:
+                if d.tombstone:
+                    continue
                 if d.event is None:
                     print(f"# undecodable record at {d.pointer}: {d.error}", file=sys.stderr)
                     continue
