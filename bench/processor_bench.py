@@ -1,0 +1,343 @@
+"""Processor benchmark: the pure core's observations/s, and end-to-end throughput on a real broker against a raw
+kafka-python consume loop over the same topic in the same run (the client's own limit).
+
+    .venv/bin/python bench/processor_bench.py [--observations 200000] [--e2e-observations 60000] [--mix NAME]
+                                              [--skip-e2e]
+
+Prints a summary and writes bench/out/processor.json. Targets: core > 100k observations/s; processor >= 0.5x raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from processors.config import ProcessorConfig
+from processors.core import step
+from processors.samples import T0, index, journal, json_api, page, report
+from processors.service import ProcessorService
+from processors.state import PackageStateRecord, state_key
+from processors.tuning import tune_gc
+from qwatch import events
+from qwatch.broker import LocalBroker
+from qwatch.codec import Codec
+from qwatch.config import KafkaConfig
+from qwatch.kafka_io import KafkaSink, create_topics, make_admin, make_consumer, make_producer
+from qwatch.metrics import Metrics
+from qwatch.topics import OBSERVATIONS
+
+OUT = Path(__file__).resolve().parent / "out" / "processor.json"
+CORE_TARGET = 100_000
+RATIO_TARGET = 0.5
+
+
+@dataclass
+class Project:
+    """One simulated PyPI project: upstream stays consistent (serials grow, statuses follow PyPI's rules)."""
+
+    name: str
+    serial: int
+    status: str = "active"
+    versions: list[str] = field(default_factory=lambda: ["1.0"])
+    yanked: set[str] = field(default_factory=set)
+    t: int = T0
+
+
+MIXES: dict[str, dict[str, float]] = {
+    # Derived from published rates (shared/docs): PyPI adds ~3.9M files a year (~11k 'add file' + ~3k 'new
+    # release' journal rows a day), quarantines ~1 project a day and removes ~30; OpenSSF allocated ~188k ids in
+    # six months (~1000 a day, mostly npm; ~7 PyPI a day); ~700 new projects a day enter the root index.
+    "realistic": {
+        "routine": 0.60, "page": 0.20, "json": 0.06, "report": 0.05, "hint": 0.03,
+        "status": 0.005, "release": 0.02, "redelivery": 0.035,
+    },
+    # Change-heavy stress: ~5x the status and release changes and more reports than any real day.
+    "stress": {
+        "routine": 0.45, "page": 0.25, "json": 0.08, "report": 0.08, "hint": 0.05,
+        "status": 0.02, "release": 0.02, "redelivery": 0.05,
+    },
+}  # fmt: skip
+"""Share of each event family per generated event (each weight sums to 1)."""
+
+
+class Workload:
+    """A stream of observations with a given mix; upstream stays consistent per project."""
+
+    def __init__(self, seed: int, projects: int, mix: dict[str, float]) -> None:
+        self.rnd = random.Random(seed)
+        self.kinds = list(mix)
+        self.weights = [mix[k] for k in self.kinds]
+        self.projects = [Project(f"pkg-{i:05d}", 30_000_000 + i * 1000) for i in range(projects)]
+        self.serial = 40_000_000
+        self.reports = 0
+        self.seen: list[events.Observation] = []
+
+    def _next_serial(self, p: Project) -> int:
+        self.serial += 1
+        p.serial = self.serial
+        p.t += 60_000
+        return p.serial
+
+    def _page(self, p: Project) -> events.Observation:
+        status = "absent" if p.status == "removed" else p.status
+        return page(p.name, status, p.serial, p.t + 5_000, tuple(p.versions), tuple(sorted(p.yanked)))
+
+    def _status_change(self, p: Project) -> list[events.Observation]:
+        transitions = {
+            "active": [("project quarantined", "quarantined"), ("archive", "archived"), ("remove project", "removed")],
+            "archived": [("unarchive", "active"), ("project quarantined", "quarantined")],
+            "quarantined": [("project quarantine cleared", "active"), ("remove project", "removed")],
+            "removed": [("create", "active")],
+        }
+        action, status = self.rnd.choice(transitions[p.status])
+        p.status = status
+        if action in ("archive", "unarchive"):
+            p.t += 60_000
+            return [self._page(p)]
+        row = journal(p.name, self._next_serial(p), action, ts=p.t)
+        return [row, self._page(p)] if self.rnd.random() < 0.5 else [row]
+
+    def _release_change(self, p: Project) -> list[events.Observation]:
+        version = self.rnd.choice(p.versions)
+        if version in p.yanked:
+            p.yanked.discard(version)
+            return [journal(p.name, self._next_serial(p), "unyank release", version, ts=p.t)]
+        if self.rnd.random() < 0.7:
+            p.yanked.add(version)
+            return [journal(p.name, self._next_serial(p), "yank release", version, ts=p.t)]
+        return [journal(p.name, self._next_serial(p), "release quarantined", version, ts=p.t)]
+
+    def _report(self) -> events.Observation:
+        self.reports += 1
+        n = self.reports
+        eco = "npm" if self.rnd.random() < 0.8 else "PyPI"
+        name = f"npm-{n % 20_000}" if eco == "npm" else self.rnd.choice(self.projects).name
+        change = "added" if n % 5 else "modified"
+        day = 1 + n % 27
+        return report(
+            name, f"MAL-2026-{n}", change, f"2026-02-{day:02d}T00:00:00Z", f"c{n}", T0 + n, ("1.0",), ecosystem=eco
+        )
+
+    def _one(self, kind: str, p: Project) -> list[events.Observation]:
+        if kind == "redelivery" and self.seen:
+            return [self.rnd.choice(self.seen[-5000:])]
+        if kind == "routine" and p.status != "removed":
+            if self.rnd.random() < 0.25:
+                p.versions.append(f"1.{len(p.versions)}")
+                return [journal(p.name, self._next_serial(p), "new release", p.versions[-1], ts=p.t)]
+            return [journal(p.name, self._next_serial(p), "add py3 file x.whl", p.versions[-1], ts=p.t)]
+        if kind == "page":
+            return [self._page(p)]
+        if kind == "json":
+            rels = [(v, v in p.yanked) for v in p.versions]
+            gone = p.status in ("quarantined", "removed")
+            return [json_api(p.name, 404 if gone else 200, p.serial, p.t + 7_000, rels)]
+        if kind == "report":
+            return [self._report()]
+        if kind == "hint":
+            return [index(p.name, p.status not in ("quarantined", "removed"), p.t + 9_000, p.serial)]
+        if kind == "status":
+            return self._status_change(p)
+        if kind == "release" and p.status in ("active", "archived"):
+            return self._release_change(p)
+        return []
+
+    def events(self) -> Iterator[events.Observation]:
+        """An endless stream."""
+        while True:
+            kind = self.rnd.choices(self.kinds, self.weights)[0]
+            batch = self._one(kind, self.rnd.choice(self.projects))
+            self.seen.extend(batch)
+            yield from batch
+
+    def take(self, n: int) -> list[events.Observation]:
+        it = self.events()
+        return [next(it) for _ in range(n)]
+
+
+def bench_core(observations: list[events.Observation], rounds: int = 3) -> dict[str, Any]:
+    """Best of ``rounds`` passes over the stream, each from empty state."""
+    best = float("inf")
+    outcomes: dict[str, int] = {}
+    transitions = 0
+    for _ in range(rounds):
+        states: dict[str, PackageStateRecord] = {}
+        outcomes = {}
+        transitions = 0
+        t0 = time.perf_counter()
+        for obs in observations:
+            key = state_key(obs.ecosystem, obs.package)
+            result = step(states.get(key), obs, T0)
+            if result.state is not None:
+                states[key] = result.state
+            transitions += len(result.transitions)
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+        best = min(best, time.perf_counter() - t0)
+    rate = len(observations) / best
+    return {
+        "observations": len(observations),
+        "seconds": round(best, 3),
+        "observations_per_s": round(rate),
+        "transitions": transitions,
+        "outcomes": outcomes,
+        "target_per_s": CORE_TARGET,
+        "meets_target": rate > CORE_TARGET,
+    }
+
+
+def raw_consume(cfg: KafkaConfig, expected: int) -> float:
+    """Seconds for a plain kafka-python loop to consume the topic (first record to last), read_committed."""
+    consumer = make_consumer(cfg, None, max_poll_records=2000)
+    tps = [TopicPartition(OBSERVATIONS, p) for p in sorted(consumer.partitions_for_topic(OBSERVATIONS) or [])]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    seen, first = 0, None
+    try:
+        while seen < expected:
+            for recs in consumer.poll(timeout_ms=1000).values():
+                if first is None:
+                    first = time.perf_counter()
+                seen += len(recs)
+        assert first is not None
+        return time.perf_counter() - first
+    finally:
+        consumer.close()
+
+
+class _TimedService(ProcessorService):
+    """Times the processor from its first batch to the end of its final state checkpoint (joining the group is not
+    throughput; the checkpoint is: a long run writes one every ``state_flush_interval_s``)."""
+
+    first: float | None = None
+    processed_at: float = 0.0
+    finished: float = 0.0
+
+    def _process(self, records: Any) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        super()._process(records)
+        self.processed_at = time.perf_counter()
+
+    def _final_flush(self) -> None:
+        super()._final_flush()
+        self.finished = time.perf_counter()
+
+
+def _processor_run(cfg: KafkaConfig, codec: Codec, group: str, expected: int) -> tuple[float, float, int]:
+    """(seconds including the final checkpoint, seconds to the last batch commit, transitions)."""
+    service = _TimedService(
+        ProcessorConfig(group_id=group, instance_id=group), cfg, codec, Metrics(CollectorRegistry())
+    )
+    processed = service.run(once=True)
+    assert processed == expected, (processed, expected)
+    assert service.first is not None
+    return service.finished - service.first, service.processed_at - service.first, service.transitions
+
+
+def bench_e2e(observations: list[events.Observation]) -> dict[str, Any]:
+    """On a fresh broker: produce the stream, consume it raw twice (best kept), then run the processor from empty
+    state (the measured run, with its default settings), then once more with a new group over the state the first
+    run checkpointed (a full replay: everything is a duplicate)."""
+    codec = Codec()
+    with tempfile.TemporaryDirectory(prefix="qwatch-bench-") as tmp:
+        broker = LocalBroker(Path(tmp) / "kafka")
+        broker.start()
+        try:
+            cfg = KafkaConfig(bootstrap=broker.bootstrap)
+            admin = make_admin(cfg)
+            create_topics(admin)
+            admin.close()
+            sink = KafkaSink(make_producer(cfg, linger_ms=20, batch_size=512 * 1024), codec)
+            t0 = time.perf_counter()
+            for obs in observations:
+                sink.emit(obs)
+            sink.close()
+            produce_s = time.perf_counter() - t0
+            raw = min(raw_consume(cfg, len(observations)) for _ in range(2))
+            fresh, fresh_batches, transitions = _processor_run(cfg, codec, "bench-fresh", len(observations))
+            replay, _, replay_transitions = _processor_run(cfg, codec, "bench-replay", len(observations))
+        finally:
+            broker.stop()
+    n = len(observations)
+    assert replay_transitions == 0, "a full replay must emit nothing"
+    return {
+        "observations": n,
+        "produce_per_s": round(n / produce_s),
+        "raw_consume_per_s": round(n / raw),
+        "processor_per_s": round(n / fresh),
+        "ratio": round(raw / fresh, 3),
+        "target_ratio": RATIO_TARGET,
+        "meets_target": raw / fresh >= RATIO_TARGET,
+        "transitions": transitions,
+        "processor_batches_only_per_s": round(n / fresh_batches),
+        "batches_only_ratio": round(raw / fresh_batches, 3),
+        "replay_per_s": round(n / replay),
+        "replay_ratio": round(raw / replay, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--observations", type=int, default=200_000, help="core benchmark stream length")
+    parser.add_argument("--e2e-observations", type=int, default=60_000, help="end-to-end stream length")
+    parser.add_argument("--projects", type=int, default=5_000)
+    parser.add_argument("--mix", action="append", choices=sorted(MIXES), help="default: every mix")
+    parser.add_argument("--skip-e2e", action="store_true")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "mixes": {name: MIXES[name] for name in args.mix or MIXES},
+        "notes": [
+            "core: step() over the stream with a dict of states, best of 3 passes from empty state, with the GC "
+            "thresholds `qwatch process` sets (processors/tuning.py); default_gc is one pass with CPython defaults",
+            "e2e: first record to last commit; processor = consume + decode + core + encode + transactional produce "
+            "of transitions, watch requests and checkpointed states + offsets; raw = a plain read_committed "
+            "kafka-python poll loop over the same topic, same run, same client defaults",
+        ],
+    }
+    default_gc: dict[str, int] = {}
+    streams = {name: Workload(7, args.projects, MIXES[name]).take(args.observations) for name in args.mix or MIXES}
+    for name, stream in streams.items():
+        default_gc[name] = bench_core(stream, rounds=1)["observations_per_s"]
+    tune_gc()  # as `qwatch process` runs
+    for name, stream in streams.items():
+        core = bench_core(stream)
+        core["observations_per_s_default_gc"] = default_gc[name]
+        entry: dict[str, Any] = {"core": core}
+        print(
+            f"[{name}] core: {core['observations_per_s']:,} observations/s ({default_gc[name]:,} with CPython's "
+            f"default GC; target > {CORE_TARGET:,}); transitions {core['transitions']:,}, outcomes {core['outcomes']}"
+        )
+        if not args.skip_e2e:
+            e2e = bench_e2e(stream[: args.e2e_observations])
+            entry["e2e"] = e2e
+            print(
+                f"[{name}] e2e: processor {e2e['processor_per_s']:,}/s vs raw consume {e2e['raw_consume_per_s']:,}/s"
+                f" = {e2e['ratio']}x (target >= {RATIO_TARGET}x; {e2e['batches_only_ratio']}x before the final "
+                f"checkpoint); full replay {e2e['replay_per_s']:,}/s = {e2e['replay_ratio']}x; produce "
+                f"{e2e['produce_per_s']:,}/s"
+            )
+        result[name] = entry
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

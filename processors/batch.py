@@ -1,0 +1,109 @@
+"""One batch of input records through the core, shared by the Kafka and the JSONL adapters.
+
+The batch collects everything to publish (transitions, watch requests, dead letters, changed states) without
+touching the adapters' committed state: the adapter publishes, commits, and only then calls ``accept`` so a failed
+batch leaves no trace and can be retried from the last committed position.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from processors.core import step
+from processors.state import PackageStateRecord, state_key
+from qwatch import events, ids
+from qwatch.logs import safe
+from qwatch.metrics import Metrics
+from qwatch.sinks import Delivery
+
+logger = logging.getLogger(__name__)
+
+OBSERVATION_TYPES = (
+    events.ReportObserved,
+    events.ProjectStatusObserved,
+    events.IndexMembershipObserved,
+    events.JournalEntryObserved,
+    events.ReleasesObserved,
+)
+PAYLOAD_CAP = 4096
+
+
+def dead_letter(delivery: Delivery, reason: str, error: str, now_ms: int) -> events.DeadLetter:
+    """A record the processor cannot use, kept with its coordinates (id: pointer + reason, never the clock)."""
+    payload = None
+    if delivery.raw is not None:
+        try:
+            payload = delivery.raw.decode("utf-8")[:PAYLOAD_CAP]
+        except UnicodeDecodeError:
+            payload = None  # Avro bytes are not text; the pointer finds them on the topic
+    event = delivery.event
+    return events.DeadLetter(
+        event_id=ids.event_id("processor", delivery.pointer, reason),
+        source="processor",
+        ecosystem=str(getattr(event, "ecosystem", "") or ""),
+        package=str(getattr(event, "package", "") or ""),
+        observed_at=now_ms,
+        upstream_time=None,
+        reason=reason,
+        error=safe(error, 500),
+        pointer=delivery.pointer,
+        payload=payload,
+    )
+
+
+@dataclass
+class Batch:
+    """What a batch decided; nothing is visible outside until the adapter accepts it after publishing."""
+
+    clock: Callable[[], int]
+    transitions: list[events.Transition] = field(default_factory=list)
+    watch: list[events.WatchRequest] = field(default_factory=list)
+    deadletters: list[events.DeadLetter] = field(default_factory=list)
+    changed: dict[tuple[int, str], PackageStateRecord] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def apply(self, delivery: Delivery, states: Mapping[str, PackageStateRecord], partition: int = 0) -> None:
+        """Run one record through the core against ``states`` (plus this batch's own changes)."""
+        now = self.clock()
+        if delivery.error is not None:
+            self._dead(
+                delivery, "malformed-json" if delivery.topic.startswith("jsonl:") else "schema", delivery.error, now
+            )
+            return
+        obs = delivery.event
+        if not isinstance(obs, OBSERVATION_TYPES):
+            self._dead(delivery, "unexpected-type", f"{type(obs).__name__} is not an observation", now)
+            return
+        key = state_key(obs.ecosystem, obs.package)
+        slot = (partition, key)
+        current = self.changed.get(slot) or states.get(key)
+        try:
+            result = step(current, obs, now)
+        except Exception as exc:  # noqa: BLE001 - a poison record must not stop the stream; it is parked instead
+            logger.exception("processing %s failed; dead-lettered", delivery.pointer)
+            self._dead(delivery, "processing", f"{type(exc).__name__}: {exc}", now)
+            return
+        self.outcomes[result.outcome] += 1
+        if result.state is not None and result.state is not current:
+            self.changed[slot] = result.state
+        self.transitions.extend(result.transitions)
+        self.watch.extend(result.watch_requests)
+
+    def _dead(self, delivery: Delivery, reason: str, error: str, now: int) -> None:
+        logger.warning("dead-lettering %s: %s (%s)", delivery.pointer, reason, safe(error))
+        self.outcomes["deadletter"] += 1
+        self.deadletters.append(dead_letter(delivery, reason, error, now))
+
+    def record(self, metrics: Metrics) -> None:
+        """Count the batch once it is committed (never for a batch that was rolled back)."""
+        for outcome, n in self.outcomes.items():
+            metrics.observations.labels(outcome).inc(n)
+        for t in self.transitions:
+            metrics.transitions.labels(t.kind).inc()
+            if t.upstream_time is not None:
+                metrics.detection_latency.labels(t.kind).observe(max(0.0, (t.detected_at - t.upstream_time) / 1000))
+        for d in self.deadletters:
+            metrics.deadletters.labels("processor", d.reason).inc()

@@ -1,0 +1,430 @@
+"""The processor as a Kafka consumer group with exactly-once output: consume → core → produce + offsets, in one
+transaction per batch.
+
+Per batch: ``begin_transaction``; send the transitions (``qwatch.transitions.v1``), watch requests
+(``qwatch.watch.v1``) and dead letters; when a state checkpoint is due, the changed package states (compacted
+``qwatch.state.v1``, written to the same partition number as the observation, so state is partitioned exactly like
+its input); ``send_offsets_to_transaction`` with the consumer's group metadata (KIP-447 fencing of zombie
+consumers), each offset carrying its partition's state checkpoint (``processors.partitions``); then
+``commit_transaction``. Outputs, state, checkpoint and input position become visible together or not at all, and
+downstream ``read_committed`` consumers never see an aborted batch.
+
+On any error: abort (or, if the producer is unusable, replace it: ``init_transactions`` with the same
+transactional id aborts whatever the old one left open), seek every assigned partition back to its committed
+offset, drop the in-memory state and rebuild it (state topic + replay from the checkpoint), back off, retry. The
+in-memory state only ever holds committed batches, so a retry starts from exactly what the offsets say was done.
+
+Rebalance: the listener only notes revoked partitions (callbacks run on the client's IO loop and must not block);
+the loop drops their state and, before processing any record of a newly assigned partition, rebuilds that
+partition's state. A revoked partition's un-checkpointed changes are not lost: the next owner replays them.
+
+Scale out: run replicas with the same ``group_id`` and distinct, stable ``instance_id`` (the StatefulSet ordinal):
+the transactional id is ``qwatch-processor-<group>-<instance>``, so a restarted replica fences its predecessor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from processors import restore
+from processors.batch import Batch
+from processors.config import ProcessorConfig
+from processors.partitions import Partition, checkpoint_metadata, parse_checkpoint
+from processors.state import PackageStateRecord
+from processors.tuning import settle_after_restore
+from qwatch import ids
+from qwatch.codec import SCHEMA_HEADER, Codec, SchemaError
+from qwatch.config import KafkaConfig
+from qwatch.kafka_io import make_consumer, make_producer
+from qwatch.metrics import Metrics
+from qwatch.runtime import StopFlag
+from qwatch.sinks import Delivery
+from qwatch.topics import DEADLETTER, OBSERVATIONS, STATE, TRANSITIONS, WATCH, key_of
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+
+
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Notes partitions taken away; the main loop drops their state before it polls again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revoked: set[int] = set()
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            self._revoked.update(tp.partition for tp in revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """State for new partitions is restored lazily by the loop, off the IO thread."""
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.on_partitions_revoked(lost)
+
+    def take(self) -> set[int]:
+        with self._lock:
+            out, self._revoked = self._revoked, set()
+        return out
+
+
+class ProcessorService:
+    """Runs the core over ``qwatch.observations.v1`` with transactional, exactly-once output."""
+
+    def __init__(
+        self,
+        cfg: ProcessorConfig,
+        kafka: KafkaConfig,
+        codec: Codec,
+        metrics: Metrics,
+        clock: Callable[[], int] = ids.now_ms,
+        stop: StopFlag | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._kafka = kafka
+        self._codec = codec
+        self._metrics = metrics
+        self._clock = clock
+        self._stop = stop or StopFlag()
+        self._listener = _Revocations()
+        self._parts: dict[int, Partition] = {}
+        self._last_flush = time.monotonic()
+        self._producer: KafkaProducer | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._last_lag = 0.0
+        self.processed = 0
+        self.transitions = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    def _new_producer(self) -> KafkaProducer:
+        producer = make_producer(
+            self._kafka,
+            transactional_id=self._cfg.transactional_id,
+            transaction_timeout_ms=self._cfg.transaction_timeout_ms,
+            client_id=f"{self._kafka.client_id}-processor-{self._cfg.instance_id}",
+            linger_ms=20,
+            batch_size=256 * 1024,
+            max_block_ms=int(self._cfg.call_timeout_s * 1000),
+            **({} if self._cfg.compression == "none" else {"compression_type": self._cfg.compression}),
+        )
+        producer.init_transactions()
+        logger.info("transactional producer %s ready", self._cfg.transactional_id)
+        return producer
+
+    def _open(self) -> None:
+        self._producer = self._new_producer()
+        consumer = make_consumer(
+            self._kafka,
+            self._cfg.group_id,
+            max_poll_records=self._cfg.batch_size,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            max_poll_interval_ms=300_000,
+            client_id=f"{self._kafka.client_id}-processor-{self._cfg.instance_id}",
+        )
+        consumer.subscribe(topics=[OBSERVATIONS], listener=self._listener)
+        self._consumer = consumer
+
+    def close(self) -> None:
+        """Leave the group and release the clients."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+    def run(self, once: bool = False, idle_exit: float = 0.0) -> int:
+        """Process until stopped; ``once``: until caught up with the input; ``idle_exit``: after that long idle."""
+        self._open()
+        try:
+            processed = self._loop(once, idle_exit)
+            self._final_flush()
+            return processed
+        finally:
+            self.close()
+
+    def _loop(self, once: bool, idle_exit: float) -> int:
+        consumer = self._consumer
+        assert consumer is not None
+        backoff = self._cfg.retry_backoff_s
+        last_input = time.monotonic()
+        rewind = False
+        while not self._stop.is_set:
+            try:
+                if rewind:
+                    self._recover()
+                    rewind = False
+                polled = consumer.poll(timeout_ms=int(self._cfg.poll_timeout_s * 1000))
+                self._sync_assignment()
+                records = {tp: recs for tp, recs in polled.items() if tp.partition in self._parts}
+                if records:
+                    self._process(records)
+                    last_input = time.monotonic()
+                    backoff = self._cfg.retry_backoff_s
+                elif self._idle_done(once, idle_exit, last_input):
+                    self._measure_lag(force=True)
+                    break
+                self._measure_lag()
+            except Exception as exc:  # noqa: BLE001 - any failure rolls the batch back and retries it
+                logger.warning("batch failed, rolling back and retrying in %.1fs: %s", backoff, exc, exc_info=True)
+                rewind = True
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+        return self.processed
+
+    def _idle_done(self, once: bool, idle_exit: float, last_input: float) -> bool:
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = consumer.assignment()
+        if idle_exit and time.monotonic() - last_input >= idle_exit:
+            return True
+        if not once or not assigned:
+            return False
+        ends = consumer.end_offsets(list(assigned))
+        return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+
+    # --- state -------------------------------------------------------------------------------------------------
+    def _sync_assignment(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        for p in self._listener.take():
+            self._parts.pop(p, None)
+        assigned = {tp.partition for tp in consumer.assignment() if tp.topic == OBSERVATIONS}
+        for p in set(self._parts) - assigned:
+            del self._parts[p]
+        missing = assigned - set(self._parts)
+        if missing:
+            self._parts.update(self._restore(missing))
+            settle_after_restore()
+            self._count_packages()
+
+    def _restore(self, partitions: set[int]) -> dict[int, Partition]:
+        """State topic, then a replay of the input from each partition's checkpoint to its committed offset."""
+        consumer = self._consumer
+        assert consumer is not None
+        started = time.monotonic()
+        deadline = started + self._cfg.restore_timeout_s
+        timeout_ms = int(self._cfg.call_timeout_s * 1000)
+        committed = {p: consumer.committed(TopicPartition(OBSERVATIONS, p), True, timeout_ms) for p in partitions}
+        states = restore.read_states(self._kafka, self._codec, partitions, deadline)
+        parts: dict[int, Partition] = {}
+        replayed = 0
+        for p in sorted(partitions):
+            c = committed[p]
+            nxt = None if c is None else c.offset
+            checkpoint = None if c is None else parse_checkpoint(c.metadata)
+            part = Partition(p, states[p], nxt, nxt if checkpoint is None else checkpoint)
+            if nxt is not None and part.checkpoint is not None and part.checkpoint < nxt:
+                part.dirty = restore.replay(
+                    self._kafka, self._codec, p, part.checkpoint, nxt, part.states, self._clock, deadline
+                )
+                replayed += nxt - part.checkpoint
+            parts[p] = part
+        logger.info(
+            "restored %d package states for partitions %s (replayed %d records) in %.1fs",
+            sum(len(x.states) for x in parts.values()),
+            sorted(partitions),
+            replayed,
+            time.monotonic() - started,
+        )
+        return parts
+
+    def _count_packages(self) -> None:
+        self._metrics.state_packages.set(sum(len(x.states) for x in self._parts.values()))
+
+    def _flush_due(self) -> bool:
+        if time.monotonic() - self._last_flush >= self._cfg.state_flush_interval_s:
+            return True
+        return any(x.unflushed >= self._cfg.state_max_replay for x in self._parts.values())
+
+    # --- one transaction ---------------------------------------------------------------------------------------
+    def _process(self, records: dict[TopicPartition, list[Any]]) -> None:
+        batch = Batch(self._clock)
+        ends: dict[int, int] = {}
+        count = 0
+        for tp, recs in records.items():
+            part = self._parts[tp.partition]
+            if part.checkpoint is None:
+                part.checkpoint = recs[0].offset  # nothing committed yet: the state read reflects where we start
+            states = part.states
+            for rec in recs:
+                batch.apply(self._decode(rec), states, tp.partition)
+                count += 1
+            ends[tp.partition] = recs[-1].offset + 1
+        self._commit(batch, ends, flush=self._flush_due())
+        self.processed += count
+        self.transitions += len(batch.transitions)
+        if batch.transitions:
+            logger.info("committed %d observations, %d transitions", count, len(batch.transitions))
+
+    def _commit(self, batch: Batch, ends: dict[int, int], flush: bool) -> None:
+        """Publish a batch (and, if ``flush``, every dirty state) with the offsets in one transaction."""
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        changed: dict[int, dict[str, PackageStateRecord]] = {}
+        for (p, key), state in batch.changed.items():
+            changed.setdefault(p, {})[key] = state
+        flushing = {p for p, x in self._parts.items() if x.dirty or p in changed} if flush else set()
+        producer.begin_transaction()
+        futures = [self._send(producer, TRANSITIONS, t) for t in batch.transitions]
+        futures += [self._send(producer, WATCH, w) for w in batch.watch]
+        futures += [self._send(producer, DEADLETTER, d) for d in batch.deadletters]
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        checkpoints: dict[int, int] = {}
+        for p in set(ends) | flushing:
+            part = self._parts[p]
+            position = ends.get(p, part.next_offset)
+            if position is None:
+                continue
+            if p in flushing:
+                fresh = changed.get(p, {})
+                for key in part.dirty | set(fresh):
+                    futures.append(self._send(producer, STATE, fresh.get(key) or part.states[key], partition=p))
+                checkpoints[p] = position
+            else:
+                checkpoints[p] = part.checkpoint if part.checkpoint is not None else position
+            offsets[TopicPartition(OBSERVATIONS, p)] = OffsetAndMetadata(
+                position, checkpoint_metadata(checkpoints[p]), -1
+            )
+        producer.flush(timeout=self._cfg.call_timeout_s)
+        failed = [f for f in futures if not f.is_done or f.failed()]
+        if failed:
+            raise KafkaError(f"{len(failed)} of {len(futures)} sends failed: {failed[0].exception}")
+        if self._cfg.test_commit_delay_ms:
+            time.sleep(self._cfg.test_commit_delay_ms / 1000)
+        if offsets:
+            metadata = consumer.group_metadata()
+            self._bounded(
+                "send_offsets_to_transaction", lambda: producer.send_offsets_to_transaction(offsets, metadata)
+            )
+        self._bounded("commit_transaction", producer.commit_transaction)
+        # Committed: only now does the batch become the state the next batch builds on.
+        for p, fresh in changed.items():
+            self._parts[p].states.update(fresh)
+            self._parts[p].dirty.update(fresh)
+        for tp, om in offsets.items():
+            part = self._parts[tp.partition]
+            part.next_offset, part.checkpoint = om.offset, checkpoints[tp.partition]
+            if tp.partition in flushing:
+                part.dirty.clear()
+        if flush:
+            self._last_flush = time.monotonic()
+        batch.record(self._metrics)
+        self._count_packages()
+
+    def _final_flush(self) -> None:
+        """Checkpoint everything at a clean exit, so the next start replays nothing. Failing here loses nothing:
+        the next start replays from the last checkpoint."""
+        if not any(x.dirty for x in self._parts.values()):
+            return
+        try:
+            self._commit(Batch(self._clock), {}, flush=True)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.warning("final state checkpoint failed (the next start replays instead): %s", exc)
+
+    def _decode(self, rec: Any) -> Delivery:
+        try:
+            event = self._codec.decode(rec.value) if rec.value is not None else None
+        except SchemaError as exc:
+            return Delivery(None, rec.topic, rec.partition, rec.offset, rec.key, rec.value, str(exc))
+        if event is None:
+            return Delivery(None, rec.topic, rec.partition, rec.offset, rec.key, rec.value, "empty record")
+        return Delivery(event, rec.topic, rec.partition, rec.offset, rec.key, rec.value)
+
+    def _send(self, producer: KafkaProducer, topic: str, event: object, partition: int | None = None) -> Any:
+        headers = [(SCHEMA_HEADER, self._codec.schema_name(event).encode())]
+        value = self._codec.encode(event)
+        return producer.send(topic, key=key_of(event), value=value, headers=headers, partition=partition)
+
+    # --- recovery and lag --------------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Abort, rewind to the committed offsets, forget uncommitted state; replace the producer if needed.
+
+        Runs before the next poll; if it fails (the broker is still away) the loop backs off and runs it again,
+        so no record is consumed from a position that was not committed.
+        """
+        try:
+            producer = self._producer
+            assert producer is not None
+            self._bounded("abort_transaction", producer.abort_transaction)
+        except Exception as exc:  # noqa: BLE001 - no transaction open, or the producer is fenced/broken
+            logger.info("replacing the transactional producer (%s)", exc)
+            self._replace_producer()
+        self._parts.clear()  # rebuilt (state topic + replay) before the next batch
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            for tp in consumer.assignment():
+                committed = consumer.committed(tp, timeout_ms=int(self._cfg.call_timeout_s * 1000))
+                if committed is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+        except Exception as exc:
+            logger.warning("could not rewind to committed offsets yet: %s", exc)
+            raise
+
+    def _bounded(self, what: str, call: Callable[[], object]) -> None:
+        """Run a blocking transactional call with a deadline.
+
+        kafka-python waits without a timeout in send_offsets_to_transaction, commit_transaction and
+        abort_transaction; across a broker restart such a wait was seen never to return. Past the deadline the
+        batch fails like any other error and the producer is replaced (``init_transactions`` then settles the
+        transaction it left: committed, or aborted, together with its offsets).
+        """
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(exc)
+
+        worker = threading.Thread(target=target, name=f"qwatch-{what}", daemon=True)
+        worker.start()
+        worker.join(self._cfg.call_timeout_s)
+        if worker.is_alive():
+            raise TimeoutError(f"{what} did not complete within {self._cfg.call_timeout_s:.0f}s")
+        if errors:
+            raise errors[0]
+
+    def _replace_producer(self) -> None:
+        old, self._producer = self._producer, None
+        if old is not None:
+            # Like KafkaSink.abandon: close() would first wait for batches that may never be acknowledged.
+            sender = getattr(old, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+                sender.join(5)
+            try:
+                old.close(timeout=0)
+            except Exception:  # noqa: BLE001 - the old producer is being discarded either way
+                logger.debug("old producer closed with errors")
+        self._producer = self._new_producer()
+
+    def _measure_lag(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_lag < self._cfg.lag_interval_s:
+            return
+        self._last_lag = now
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return
+        ends = consumer.end_offsets(assigned)
+        lag = sum(max(0, ends[tp] - consumer.position(tp)) for tp in assigned)
+        self._metrics.consumer_lag.labels(self._cfg.group_id, OBSERVATIONS).set(lag)

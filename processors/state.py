@@ -1,0 +1,163 @@
+"""The processor's per-package state, as stored (Avro, compacted ``qwatch.state.v1``) and as the core sees it.
+
+Frozen dataclasses mirrored by ``schemas/PackageStateRecord.avsc``. The record is everything the pure core needs
+to decide the next transition for one ``ecosystem:package`` and nothing else, so restoring it from the compacted
+topic (or ``--state-dir``) and replaying the same observations gives the same output. Every collection is bounded
+(see the ``MAX_*`` constants) so one noisy package cannot grow a record without limit.
+
+This module imports nothing from ``qwatch``: ``qwatch.events`` imports it to register the record type, and a cycle
+would make the import order matter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+MAX_RUNS = 16
+"""Status runs (episodes) kept per package; older ones move behind the horizon and their facts become stale."""
+MAX_POINTS = 32
+"""Status points kept per package (re-fetches of an unchanged page add points; the ingestors rarely emit them)."""
+MAX_FACTS = 32
+"""Emitted transitions remembered with their merged evidence (the dedup window for re-derived transitions)."""
+MAX_APPLIED = 24
+"""Recent observation keys kept to recognize exact redeliveries cheaply."""
+MAX_REPORTS = 16
+"""Reports kept per package; withdrawn ones are evicted first."""
+MAX_RELEASES = 256
+"""Per-release records kept; the ones changed longest ago are evicted first."""
+
+UNKNOWN = "unknown"
+ACTIVE = "active"
+ARCHIVED = "archived"
+QUARANTINED = "quarantined"
+REMOVED = "removed"
+
+JOURNAL_RANK = 0
+"""Point ranks: at one serial, a journal row comes first (it created the serial), then pages fetched later."""
+PAGE_RANK = 1
+FLOATING_RANK = 2
+"""A page without a serial (a 404 has none): anchored after the newest point that predates it, re-anchored later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One observation that supports a fact: which source saw it first, and when."""
+
+    SCHEMA: ClassVar[str] = "Sighting"
+    source: str
+    observation_id: str
+    observed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A transition emitted with a status point as its run start; keeps re-derivations from emitting it twice."""
+
+    SCHEMA: ClassVar[str] = "Mark"
+    kind: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPoint:
+    """One fact about the project status at a position on the PyPI timeline (serial, rank, time)."""
+
+    SCHEMA: ClassVar[str] = "StatusPoint"
+    serial: int
+    rank: int
+    at: int
+    status: str
+    implies: str
+    source: str
+    observation_id: str
+    observed_at: int
+    upstream_time: int | None
+    marks: tuple[Mark, ...] = ()
+
+    def sort_key(self) -> tuple[int, int, int, str, str]:
+        """Timeline order; source and id break exact ties so the order never depends on arrival."""
+        return (self.serial, self.rank, self.at, self.source, self.observation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    """Per-release state; each dimension is last-writer-wins by PyPI serial."""
+
+    SCHEMA: ClassVar[str] = "ReleaseRecord"
+    version: str
+    quarantined: bool = False
+    quarantine_serial: int | None = None
+    removed: bool = False
+    removed_serial: int | None = None
+    yanked: bool = False
+    yank_serial: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRecord:
+    """One malicious-package report as last seen; ordered by the report's own ``modified`` then commit time."""
+
+    SCHEMA: ClassVar[str] = "ReportRecord"
+    report_id: str
+    status: str
+    affected_versions: tuple[str, ...]
+    all_versions: bool
+    modified: str | None
+    modified_at: int
+    commit_time: int | None
+    first_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class FactRecord:
+    """An emitted transition and the evidence merged into it afterwards (a Kafka record cannot be amended)."""
+
+    SCHEMA: ClassVar[str] = "FactRecord"
+    event_id: str
+    kind: str
+    version: str | None
+    report_id: str | None
+    upstream_time: int | None
+    detected_at: int
+    seen: tuple[Sighting, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PackageStateRecord:
+    """Everything the processor knows about one package; the value of the compacted state topic."""
+
+    SCHEMA: ClassVar[str] = "PackageStateRecord"
+    ecosystem: str
+    package: str
+    status: str
+    last_serial: int | None
+    horizon: int | None
+    points: tuple[StatusPoint, ...]
+    releases: tuple[ReleaseRecord, ...]
+    visible_versions: tuple[str, ...]
+    visible_serial: int | None
+    reports: tuple[ReportRecord, ...]
+    facts: tuple[FactRecord, ...]
+    applied: tuple[str, ...]
+    updated_at: int
+
+    def render_line(self) -> str:
+        """The summary ``qwatch tail --topic state`` prints (upstream values sanitized)."""
+        from qwatch.logs import safe  # here, not at the top: qwatch.events imports this module
+
+        live = ",".join(r.report_id for r in self.reports if r.status == "live") or "-"
+        return (
+            f"status={self.status} serial={self.last_serial} points={len(self.points)} "
+            f"releases={len(self.releases)} live_reports={safe(live, 120)} facts={len(self.facts)}"
+        )
+
+
+def empty_state(ecosystem: str, package: str, now_ms: int) -> PackageStateRecord:
+    """The state of a package nothing is known about yet."""
+    return PackageStateRecord(ecosystem, package, UNKNOWN, None, None, (), (), (), None, (), (), (), now_ms)
+
+
+def state_key(ecosystem: str, package: str) -> str:
+    """``ecosystem:package``: the Kafka key of the package's observations, transitions and state."""
+    return f"{ecosystem}:{package}"
