@@ -9,6 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+# The processor's state record lives with the processor; re-exported here so TOP_LEVEL, the codec and the
+# schema parity test know it and its nested records.
+from processors.state import FactRecord as FactRecord
+from processors.state import Mark as Mark
+from processors.state import PackageStateRecord as PackageStateRecord
+from processors.state import ReleaseRecord as ReleaseRecord
+from processors.state import ReportRecord as ReportRecord
+from processors.state import Sighting as Sighting
+from processors.state import StatusPoint as StatusPoint
+from subscribers.records import Alert as Alert
+from subscribers.records import InventoryPackage as InventoryPackage
+from subscribers.records import InventoryRecord as InventoryRecord
+
 OBSERVATION_SOURCES = ("openssf", "pypi-simple", "pypi-json", "pypi-journal")
 """Sources whose events are observations, consumed by the processor."""
 
@@ -221,5 +234,8 @@ TOP_LEVEL: tuple[type, ...] = (
     DeadLetter,
     Cursor,
     Transition,
+    PackageStateRecord,
+    InventoryRecord,
+    Alert,
 )
 """Record types with an ``.avsc`` file of their own; later issues append theirs here."""

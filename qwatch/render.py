@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from qwatch import events
 from qwatch.ids import iso_ms
-from qwatch.logs import safe
+from qwatch.logs import escape, safe
 
 
 def _latency(upstream: int | None, detected: int) -> str:
@@ -18,7 +18,15 @@ def _latency(upstream: int | None, detected: int) -> str:
 
 
 def render(event: object) -> str:
-    """A single line; the first two columns are time and kind so ``grep``/``sort`` work."""
+    """A single line; the first two columns are time and kind so ``grep``/``sort`` work.
+
+    The finished line is escaped once more as a whole: a field rendered without ``safe`` (a kind, a status, a
+    record type's own ``render_line``) then still cannot carry a control character to the terminal.
+    """
+    return escape(_render(event))
+
+
+def _render(event: object) -> str:
     if isinstance(event, events.Transition):
         extra = f" {safe(event.version)}" if event.version else ""
         extra += f" {safe(event.report_id)}" if event.report_id else ""
@@ -48,4 +56,7 @@ def render(event: object) -> str:
         return f"{head} {event.reason}: {safe(event.error, 160)} ({safe(event.pointer, 120)})"
     if isinstance(event, events.WatchRequest):
         return f"{head} watch: {safe(event.reason)}"
+    line = getattr(event, "render_line", None)  # record types of later issues render themselves (already safe)
+    if callable(line):
+        return f"{head} {line()}"
     return f"{head}"

@@ -38,7 +38,12 @@ class TopicSpec:
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(OBSERVATIONS, PACKAGE_PARTITIONS, {"retention.ms": str(4 * _WEEK_MS)}, "what ingestors saw upstream"),
-    TopicSpec(TRANSITIONS, PACKAGE_PARTITIONS, {"retention.ms": str(52 * _WEEK_MS)}, "real state changes, exactly once"),
+    TopicSpec(
+        TRANSITIONS,
+        PACKAGE_PARTITIONS,
+        {"retention.ms": str(52 * _WEEK_MS)},
+        "real state changes, exactly once",
+    ),
     TopicSpec(STATE, PACKAGE_PARTITIONS, dict(_COMPACT), "processor state per package (compacted)"),
     TopicSpec(CURSORS, 1, dict(_COMPACT), "ingestor cursors (compacted)"),
     TopicSpec(DEADLETTER, 1, {"retention.ms": str(4 * _WEEK_MS)}, "bad input with the reason"),
@@ -60,6 +65,7 @@ _ROUTES: dict[type, str] = {
     events.DeadLetter: DEADLETTER,
     events.Cursor: CURSORS,
     events.Transition: TRANSITIONS,
+    events.PackageStateRecord: STATE,
 }
 
 
