@@ -21,7 +21,12 @@ COMMAND_MODULES = (
     "qwatch.commands.broker",
     "qwatch.commands.topics",
     "qwatch.commands.tail",
+    "qwatch.commands.up",
     "ingestors.cli",
+    "processors.cli",
+    "subscribers.gate_cli",
+    "subscribers.inventory_cli",
+    "subscribers.alerts_cli",
 )
 """Modules whose ``register`` adds a subcommand; order is the order ``--help`` lists them."""
 

@@ -13,6 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 1800, 3600, 6 * 3600, 24 * 3600)
 """Detection-latency buckets: the 10 s p99 objective sits on a boundary so the alert can use it exactly."""
 
+DEADLETTER_REASONS = ("malformed-json", "schema", "oversized", "http-status", "truncated", "content-type", "delivery")
+"""The bounded set of dead-letter reasons every component pre-declares, so a zero is visible before the first one."""
+
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -111,6 +114,11 @@ class Metrics:
         self.webhook_deliveries = Counter(
             "qwatch_webhook_deliveries_total", "Webhook POSTs by outcome.", ["outcome"], registry=r
         )
+
+    def declare(self, source: str) -> None:
+        """Create a component's known series at zero: a dashboard or rate() should see 0, not 'no data'."""
+        for reason in DEADLETTER_REASONS:
+            self.deadletters.labels(source, reason)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - metrics must be scrapable in-cluster
         """Expose ``/metrics`` on ``port`` (0 disables), in a daemon thread."""

@@ -172,6 +172,9 @@ def build_runtime(args: argparse.Namespace, env: Mapping[str, str] | None = None
     common = cfgmod.load(CommonConfig, env, "", overrides)
     logs.configure(common.log_level, common.json_logs)
     metrics = Metrics()
+    # ``qwatch ingest <source>`` names its source; other commands are their own source (processor, alerts, ...).
+    command = str(getattr(args, "command", "qwatch"))
+    metrics.declare(getattr(args, "ingestor", None) or {"process": "processor"}.get(command, command))
     metrics.serve(common.metrics_port)
     return Runtime(args, env, common, Codec(), metrics)
 
