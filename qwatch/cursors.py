@@ -37,6 +37,21 @@ def _file_name(component: str) -> str:
     return "cursor-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", component)[:120] + ".json"
 
 
+class MemoryCursorStore:
+    """Cursors that live as long as the process: a JSONL run without ``--state-dir`` stays stateless and repeatable."""
+
+    def __init__(self) -> None:
+        self._cursors: dict[str, Cursor] = {}
+
+    def load(self, component: str) -> Cursor | None:
+        """The cursor saved earlier in this process."""
+        return self._cursors.get(component)
+
+    def save(self, cursor: Cursor) -> None:
+        """Keep it until exit."""
+        self._cursors[cursor.component] = cursor
+
+
 class FileCursorStore:
     """Cursors as JSON files in ``--state-dir``, written atomically (for the JSONL sink)."""
 

@@ -18,8 +18,7 @@ from ingestors.openssf.index import ReportIndex
 from ingestors.openssf.service import OpenSSFService, Progress
 from qwatch import config as cfgmod
 from qwatch.broker import default_cache_dir
-from qwatch.cursors import CursorStore, FileCursorStore
-from qwatch.events import Cursor
+from qwatch.cursors import CursorStore, FileCursorStore, MemoryCursorStore
 from qwatch.logs import safe
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 from qwatch.sinks import PublishError
@@ -101,21 +100,6 @@ def register(sub: Any) -> None:
     )
     add_common(p, sink=True)
     p.set_defaults(func=run)
-
-
-class MemoryCursorStore:
-    """Cursor kept for this process only: JSONL runs without --state-dir stay stateless and repeatable."""
-
-    def __init__(self) -> None:
-        self._cursors: dict[str, Cursor] = {}
-
-    def load(self, component: str) -> Cursor | None:
-        """The cursor saved earlier in this process."""
-        return self._cursors.get(component)
-
-    def save(self, cursor: Cursor) -> None:
-        """Remember it until exit."""
-        self._cursors[cursor.component] = cursor
 
 
 def component_name(repo: str, branch: str) -> str:

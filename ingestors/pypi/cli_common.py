@@ -9,7 +9,6 @@ from pathlib import Path
 from ingestors.pypi.watchfeed import KafkaWatchFeed
 from ingestors.pypi.watchset import WatchSet, read_watch_file
 from qwatch import config as cfgmod
-from qwatch.events import Cursor
 from qwatch.http import HttpConfig, PoliteClient, make_http_client
 from qwatch.metrics import Metrics
 from qwatch.runtime import Runtime, UsageError
@@ -60,19 +59,12 @@ def state_dir(runtime: Runtime) -> Path | None:
     return path
 
 
-class MemoryCursorStore:
-    """Cursors that live as long as the process: ``--once`` to a JSONL sink without ``--state-dir``."""
-
-    def __init__(self) -> None:
-        self._cursors: dict[str, Cursor] = {}
-
-    def load(self, component: str) -> Cursor | None:
-        """The cursor saved earlier in this process."""
-        return self._cursors.get(component)
-
-    def save(self, cursor: Cursor) -> None:
-        """Keep it in memory."""
-        self._cursors[cursor.component] = cursor
+def add_index_and_watch(p: argparse.ArgumentParser) -> None:
+    """The two flags every PyPI page ingestor shares, spelled and explained once."""
+    p.add_argument("--index-url", default=None, help="index URL as pip takes it (default https://pypi.org/simple/)")
+    p.add_argument(
+        "--watch", type=Path, default=None, metavar="FILE", help="package names to watch, one per line, # comments"
+    )
 
 
 def positive_float(text: str) -> float:

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 from ingestors.pypi import emit
-from ingestors.pypi.cli_common import MemoryCursorStore, build_client, epilog, positive_float
+from ingestors.pypi.cli_common import build_client, epilog, positive_float
 from ingestors.pypi.config import JournalIngestConfig
 from ingestors.pypi.journal_ingest import JournalIngestor
 from qwatch import config as cfgmod
-from qwatch.cursors import CursorStore
+from qwatch.cursors import CursorStore, MemoryCursorStore
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)

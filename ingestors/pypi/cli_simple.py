@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from ingestors.pypi import emit
-from ingestors.pypi.cli_common import build_client, epilog, load_watch, open_feed, positive_float, state_dir
+from ingestors.pypi.cli_common import (
+    add_index_and_watch,
+    build_client,
+    epilog,
+    load_watch,
+    open_feed,
+    positive_float,
+    state_dir,
+)
 from ingestors.pypi.config import SimpleIngestConfig
 from ingestors.pypi.simple_ingest import SimpleIngestor
 from ingestors.pypi.state import state_path
@@ -50,10 +57,7 @@ def register(sub: Any) -> None:
         epilog=epilog((SimpleIngestConfig, "PYPI_")),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--index-url", default=None, help="index URL as pip takes it (default https://pypi.org/simple/)")
-    p.add_argument(
-        "--watch", type=Path, default=None, metavar="FILE", help="package names to watch, one per line, # comments"
-    )
+    add_index_and_watch(p)
     p.add_argument("--once", action="store_true", help="run one full pass and exit (see above for exit codes)")
     p.add_argument(
         "--interval",
