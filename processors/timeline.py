@@ -9,12 +9,15 @@ fact is inserted at its position and the transitions are derived from the runs (
 * Position: ``(serial, rank, at)``. A journal row creates its serial, so it sorts before pages showing that serial;
   pages at one serial (archive and unarchive never bump it) are ordered by fetch time. A page without a serial
   (a 404 has none) *floats*: it is anchored after the newest serial fetched or journaled before it, and
-  re-anchored whenever such a fact arrives late.
+  re-anchored whenever such a fact arrives late. Journal stamps are whole seconds, so "before" is decided by
+  ``_predates``.
 * A run that follows a run of another status implies the transitions of ``kinds.STATUS_TABLE``. Two journal
   rows prove what came before them and always start their own run: ``project quarantine cleared`` (a quarantine,
   even if that row is not known yet) and ``create`` after earlier history (a removal: the name was free again).
   A first ``remove project`` row proves the project existed. ``project quarantined`` and ``remove project`` do not
   force a run: a page or a 404 seen first for the same episode must not count as a second one.
+* CLEARED is taken only from a journal ``project quarantine cleared`` row: a page showing a quarantined project
+  active again could also be a removal and a re-registration of the name, so it waits for the journal (``_steps``).
 * A transition is emitted once per run: a run whose points already carry a Mark of that kind, or whose derived
   event id was already emitted, is covered. So a late fact that only extends a run (the journal row behind a page
   already acted on) adds evidence, and a late fact that splits a run emits exactly the missing transitions.
@@ -28,7 +31,7 @@ from collections.abc import Callable, Container
 from dataclasses import replace
 from typing import NamedTuple
 
-from processors.kinds import Step, steps_between
+from processors.kinds import K_CLEARED, Step, steps_between
 from processors.state import (
     ACTIVE,
     FLOATING_RANK,
@@ -80,14 +83,18 @@ JOURNAL_TICK_MS = 1000
 
 
 def _predates(q: StatusPoint, p: StatusPoint) -> bool:
-    """True when fact ``q`` is known to have happened before floating point ``p`` was fetched.
+    """True when fact ``q`` is taken to have happened before floating point ``p`` was fetched.
 
-    A journal row only predates a fetch made a full second after its stamp: a 404 fetched at T + 0.04 s, just
-    before a re-registration written at T + 0.2 s (stamped T), must not float past that ``create`` row, or it
-    would read as a second removal and a second restore."""
+    Fetch times are exact, journal stamps are whole seconds, so a row stamped in the second of the fetch may be on
+    either side. It is taken as earlier (a fetch usually follows the change it shows), except a row that proves the
+    status just before it was the one ``p`` shows: a 404 fetched at T + 0.04 s, just before a re-registration
+    written at T + 0.2 s (stamped T), belongs to the removal that ``create`` row ends; anchored after it, it would
+    read as a second removal and a second restore."""
     if q.rank == FLOATING_RANK:
         return False
-    return q.at + JOURNAL_TICK_MS <= p.at if q.rank == JOURNAL_RANK else q.at < p.at
+    if q.rank != JOURNAL_RANK or q.at + JOURNAL_TICK_MS <= p.at:
+        return q.at < p.at
+    return q.at < p.at and q.implies != p.status
 
 
 def _anchor(p: StatusPoint, points: list[StatusPoint]) -> int:
@@ -128,6 +135,19 @@ def _previous_status(start: StatusPoint, before: str) -> str:
     return before
 
 
+def _steps(start: StatusPoint, before: str) -> tuple[Step, ...]:
+    """The transitions a run starting at ``start`` implies after a run of ``before``.
+
+    A clearance is taken only from PyPI's own record of it, the journal's ``project quarantine cleared`` row. A page
+    that shows a quarantined project active again cannot tell a clearance from a removal and a re-registration of
+    the name (by anyone): reporting CLEARED from it would be a false all-clear for a possible takeover. Its
+    CLEARED therefore waits for the journal rows, which say which of the two it was."""
+    steps = steps_between(_previous_status(start, before), start.status)
+    if start.rank == JOURNAL_RANK:
+        return steps
+    return tuple(s for s in steps if s[0] != K_CLEARED)
+
+
 def _required(points: list[StatusPoint], runs: list[list[int]], truncated: bool) -> list[tuple[Step, ...]]:
     out: list[tuple[Step, ...]] = []
     for r, run in enumerate(runs):
@@ -136,7 +156,7 @@ def _required(points: list[StatusPoint], runs: list[list[int]], truncated: bool)
             continue
         start = points[run[0]]
         before = UNKNOWN if r == 0 else points[runs[r - 1][0]].status
-        out.append(steps_between(_previous_status(start, before), start.status))
+        out.append(_steps(start, before))
     return out
 
 
@@ -265,7 +285,7 @@ def _append(
         run_marks = tuple(m for p in points[start:] for m in p.marks)
     else:
         marks: list[Mark] = []
-        for s in steps_between(_previous_status(new, last.status), new.status):
+        for s in _steps(new, last.status):
             eid = id_for(s[0], new, points[start])
             marks.append(Mark(s[0], eid))
             if eid not in emitted:

@@ -16,6 +16,7 @@ from qwatch import __version__
 from qwatch.broker import BrokerError
 from qwatch.config import ConfigError
 from qwatch.runtime import UsageError
+from qwatch.sinks import PublishError
 
 COMMAND_MODULES = (
     "qwatch.commands.broker",
@@ -62,6 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError, BrokerError, ValueError) as exc:
         print(f"qwatch {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (PublishError, OSError) as exc:
+        # A full disk, an unwritable --state-dir, a sink that stopped acknowledging: an operational failure, not a
+        # bug. Every command saves its cursor and state only after its output was acknowledged, so say so.
+        logging.getLogger("qwatch").debug("qwatch %s failed", args.command, exc_info=True)
+        print(
+            f"qwatch {args.command}: error: {exc} (cursor and state were not moved past unwritten output; "
+            "run again once this is fixed)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception:

@@ -64,6 +64,13 @@ class FileCursorStore:
         if not path.exists():
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
+        if data["component"] != component:
+            # The file name is the component sanitized and cut to 120 characters, so two long repository paths or
+            # URLs can share one; another component's position must never be taken for ours.
+            raise ValueError(
+                f"{path} holds the cursor of {data['component']!r}, not {component!r}: the names collide once "
+                "sanitized; give one of them its own --state-dir"
+            )
         return Cursor(data["component"], data["value"], int(data["updated_at"]), data.get("upstream_time"))
 
     def save(self, cursor: Cursor) -> None:

@@ -26,10 +26,14 @@ def now_ms() -> int:
 
 
 def iso_ms(ms: int | None) -> str:
-    """Render epoch milliseconds for people; '-' when unknown."""
+    """Render epoch milliseconds for people; '-' when unknown, the raw number when no calendar date fits."""
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        # Upstream times are data: a journal row may say the year 30000, and ``qwatch tail`` must not die on it.
+        return f"{ms}ms"
 
 
 def parse_rfc3339_ms(value: str) -> int:

@@ -22,6 +22,30 @@ from qwatch.topics import ALL_TOPICS, TopicSpec, key_of, route
 logger = logging.getLogger(__name__)
 
 
+class _MaskSaslPassword(logging.Filter):
+    """kafka-python's ``KafkaAdminClient`` logs its whole configuration at DEBUG, SASL password included.
+
+    Attached to that one logger (filters do not inherit), it masks the value in the record's arguments, so the
+    password stays out of the log whoever turns kafka-python's logging up.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):
+            record.args = _masked(record.args)
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        return True
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("sasl_plain_password"):
+        return {**value, "sasl_plain_password": "***"}
+    return value
+
+
+logging.getLogger("kafka.admin.client").addFilter(_MaskSaslPassword())
+
+
 def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
     """An idempotent, acks=all producer: retries cannot duplicate or reorder within a partition."""
     kwargs: dict[str, Any] = {

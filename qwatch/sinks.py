@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,6 +88,11 @@ def parse_endpoint(spec: str, flag: str) -> tuple[str, str]:
     raise ValueError(f"{flag} {spec!r}: use 'kafka' or 'jsonl:PATH' ('jsonl:-' for stdout/stdin)")
 
 
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""Characters ``json.dumps(ensure_ascii=False)`` leaves raw but ``str.splitlines`` (and some editors) break lines at:
+escaped, an upstream name holding one cannot split an event in two for a reader that splits that way."""
+
+
 class JsonlSink:
     """Writes one JSON object per line; a file sink fsyncs on flush so a cursor never outruns the data."""
 
@@ -94,11 +100,15 @@ class JsonlSink:
         self._codec = codec
         self._stdout = path == "-"
         self._fh: IO[str] = sys.stdout if self._stdout else open(path, "a", encoding="utf-8")  # noqa: SIM115
+        # Only a regular file can be fsynced: a FIFO or device (/dev/stdout, /dev/full) answers EINVAL, which
+        # would fail every flush (and, from close(), mask the real error, such as ENOSPC).
+        self._sync = not self._stdout and stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
         self.path = path
 
     def emit(self, event: object, topic: str | None = None) -> None:
         """Write the event as one line (the topic is implied by ``type``)."""
         line = json.dumps(self._codec.to_json_dict(event), separators=(",", ":"), ensure_ascii=False)
+        line = line.translate(_LINE_BREAKS)
         try:
             self._fh.write(line + "\n")
         except OSError as exc:
@@ -108,7 +118,7 @@ class JsonlSink:
         """Flush and fsync; a full disk or closed pipe becomes a PublishError, not a moved cursor."""
         try:
             self._fh.flush()
-            if not self._stdout:
+            if self._sync:
                 os.fsync(self._fh.fileno())
         except (OSError, ValueError) as exc:
             raise PublishError(f"cannot flush {self.path}: {exc}") from exc

@@ -105,7 +105,11 @@ class Supervisor:
                 delay = min(self._max_backoff, self._base_backoff * 2.0 ** min(child.restarts, 5))
                 logger.warning(
                     "%s exited with code %s after %.0fs; restarting in %.1fs (log: %s)",
-                    child.spec.name, code, lived, delay, self.log_path(child.spec.name),
+                    child.spec.name,
+                    code,
+                    lived,
+                    delay,
+                    self.log_path(child.spec.name),
                 )
                 child.process = None
                 child.next_start = now + delay

@@ -135,6 +135,11 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
             if not ready and source.consumer.assignment():
                 for tp in source.consumer.assignment():
                     source.consumer.position(tp)  # fixes a new group's start at "now"
+                if not batch:
+                    # ...and records it: uncommitted, a restart before the first transition would start at the
+                    # (new) end again and never alert on what was published while it was down. With a batch in
+                    # hand, the commit after handling it records the start instead.
+                    source.commit()
                 ready = True
                 logger.info("alerts: ready (group %s, partitions %d)", cfg.group, len(source.consumer.assignment()))
             if batch:

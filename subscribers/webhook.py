@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,6 +60,11 @@ class WebhookConfig:
     backoff_max: float = field(default=60.0, metadata={"help": "longest wait between attempts, seconds"})
     timeout: float = field(default=10.0, metadata={"help": "seconds per attempt"})
     source: str = field(default="/qwatch/alerts", metadata={"help": "CloudEvents source attribute"})
+
+    def __repr__(self) -> str:
+        """The URL redacted as in logs, since a webhook path is often the credential itself (Slack's are)."""
+        rest = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "url")
+        return f"WebhookConfig(url={redact_url(self.url) if self.url else ''!r}, {rest})"
 
     def __post_init__(self) -> None:
         cfgmod.require(

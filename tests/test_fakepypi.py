@@ -160,9 +160,9 @@ def test_archived_html_matches_warehouse_frozen_snapshot(pypi: FakePyPI, client:
     ours = client.get("/simple/example2/").text
     normalize_href = re.compile(r'href="[^"#]*#sha256=[0-9a-f]{64}"')
     normalize_serial = re.compile(r"<!--SERIAL \d+-->")
-    assert normalize_serial.sub(
-        "<!--SERIAL n-->", normalize_href.sub('href="H"', ours)
-    ) == normalize_serial.sub("<!--SERIAL n-->", normalize_href.sub('href="H"', frozen))
+    assert normalize_serial.sub("<!--SERIAL n-->", normalize_href.sub('href="H"', ours)) == normalize_serial.sub(
+        "<!--SERIAL n-->", normalize_href.sub('href="H"', frozen)
+    )
 
 
 def test_root_index_shapes_and_empty_html_snapshot(clock: Clock) -> None:
@@ -263,9 +263,7 @@ def test_quarantined_on_every_endpoint(pypi: FakePyPI, client: httpx.Client) -> 
     assert rpc.changelog_since_serial(before) == [["Demo", None, int(T0), "project quarantined", serial]]
 
 
-def test_quarantine_cleared_is_active_with_higher_serial(
-    pypi: FakePyPI, client: httpx.Client, clock: Clock
-) -> None:
+def test_quarantine_cleared_is_active_with_higher_serial(pypi: FakePyPI, client: httpx.Client, clock: Clock) -> None:
     active_body = simple_json(client, "demo").json()
     pypi.quarantine("demo")
     quarantined_serial = pypi.last_serial
@@ -406,9 +404,7 @@ def test_yanked_release(
     files = {f["filename"]: f for f in simple_json(client, "demo").json()["files"]}
     assert files["demo-1.1.tar.gz"]["yanked"] == simple_value
     assert files["demo-1.0.tar.gz"]["yanked"] is False
-    html_line = next(
-        line for line in client.get("/simple/demo/").text.splitlines() if ">demo-1.1.tar.gz<" in line
-    )
+    html_line = next(line for line in client.get("/simple/demo/").text.splitlines() if ">demo-1.1.tar.gz<" in line)
     assert f'data-requires-python="&gt;=3.9" {html_attr} >demo-1.1.tar.gz</a><br />' in html_line
     api = client.get("/pypi/Demo/json").json()
     assert api["info"]["version"] == "1.0"  # the latest non-yanked release is shown
@@ -591,8 +587,7 @@ def test_head_has_headers_but_no_body(client: httpx.Client) -> None:
         ("application/vnd.pypi.simple.v1+json", SIMPLE_JSON),
         ("application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.v1+html"),
         (  # what pip sends
-            "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
-            "text/html; q=0.01",
+            "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01",
             SIMPLE_JSON,
         ),
         ("text/html, application/vnd.pypi.simple.v1+json", "text/html"),

@@ -388,9 +388,7 @@ def test_uv_inline_root_sources_extras():
     assert inventory.path_to("H11") == ["app", "httpx", "h11"]
     assert inventory.path_to("mirrored") == ["app", "local-plugin", "mirrored"]
     # says PyPI, but the recorded file (what uv downloads) is elsewhere: never treated as PyPI
-    assert by_name["mirrored"].source == PackageSource(
-        "url", "https://evil.example.com/mirrored-1.0-py3-none-any.whl"
-    )
+    assert by_name["mirrored"].source == PackageSource("url", "https://evil.example.com/mirrored-1.0-py3-none-any.whl")
 
 
 PYLOCK = """\
@@ -433,9 +431,7 @@ wheels = [{ url = "https://user:pw@evil.example.com/c.whl", hashes = { sha256 = 
 def test_pylock_inline_sources():
     inventory = pylock.parse(PYLOCK)
     by_name = {p.normalized: p for p in inventory.packages}
-    assert by_name["internal"].source == PackageSource(
-        "index", "https://nexus.example.com/repository/pypi/simple"
-    )
+    assert by_name["internal"].source == PackageSource("index", "https://nexus.example.com/repository/pypi/simple")
     assert by_name["internal"].hashes == ("sha256:ee",)
     assert by_name["vcs-dep"].source == PackageSource("git", "https://github.com/o/v.git@feed")
     assert by_name["archived"].source.kind == "url"

@@ -1,7 +1,8 @@
 """Fuzzing the parsers: whatever the input, the result is an Inventory or a LockfileError, never a crash.
 
 Inputs are arbitrary text plus well-formed TOML/JSON documents whose fields have arbitrary values, so the
-field-checking code is reached and not only the decoders.
+field-checking code is reached and not only the decoders. Example counts come from the hypothesis profile
+(tests/conftest.py: ``ci`` bounded, ``nightly`` many more), so no test pins its own.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from subscribers.lockfiles import Inventory, LockfileError, pipfile, poetry, pylock, requirements, uv
@@ -68,9 +69,7 @@ POETRY_RECORD = record(
         "markers": text | st.dictionaries(text, text, max_size=2),
         "groups": st.lists(text, max_size=2),
         "category": text,
-        "dependencies": st.dictionaries(
-            names, text | st.dictionaries(text, text) | st.lists(values, max_size=2)
-        ),
+        "dependencies": st.dictionaries(names, text | st.dictionaries(text, text) | st.lists(values, max_size=2)),
         "develop": st.booleans(),
     },
 )
@@ -107,9 +106,7 @@ PYLOCK_RECORD = record(
         "directory": st.fixed_dictionaries({"path": text}, optional={"editable": st.booleans()}),
         "archive": st.fixed_dictionaries({}, optional={"url": text, "path": text}),
         "wheels": st.lists(
-            st.fixed_dictionaries(
-                {}, optional={"url": text, "hashes": st.dictionaries(text, text, max_size=2)}
-            ),
+            st.fixed_dictionaries({}, optional={"url": text, "hashes": st.dictionaries(text, text, max_size=2)}),
             max_size=2,
         ),
         "dependencies": edges,
@@ -137,8 +134,7 @@ PIPFILE_SOURCES = st.lists(
 
 def toml_string(text: str) -> str:
     escaped = "".join(
-        "\\" + ch if ch in '"\\' else f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch
-        for ch in text
+        "\\" + ch if ch in '"\\' else f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text
     )
     return f'"{escaped}"'
 
@@ -176,35 +172,28 @@ def check(parser: Parser, text: str) -> None:
 PARSERS: list[Parser] = [poetry.parse, uv.parse, pylock.parse, pipfile.parse, requirements.parse]
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(PARSERS), st.text())
 def test_any_text(parser: Parser, text: str) -> None:
     check(parser, text)
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(POETRY_RECORD, max_size=4), st.dictionaries(st.sampled_from(["files", "x"]), values))
 def test_poetry_shaped(packages: list[dict[str, object]], metadata: dict[str, object]) -> None:
     check(poetry.parse, toml_document({"package": packages, "metadata": metadata}))
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(UV_RECORD, max_size=4))
 def test_uv_shaped(packages: list[dict[str, object]]) -> None:
     check(uv.parse, toml_document({"version": 1, "package": packages}))
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(PYLOCK_RECORD, max_size=4), st.sampled_from(["1.0", "1", "2.0", ""]))
 def test_pylock_shaped(packages: list[dict[str, object]], version: str) -> None:
     check(pylock.parse, toml_document({"lock-version": version, "packages": packages}))
 
 
-@settings(max_examples=200, deadline=None)
 @given(
-    st.dictionaries(
-        st.sampled_from(["default", "develop"]), st.dictionaries(names, PIPFILE_RECORD, max_size=3)
-    ),
+    st.dictionaries(st.sampled_from(["default", "develop"]), st.dictionaries(names, PIPFILE_RECORD, max_size=3)),
     PIPFILE_SOURCES | values,
 )
 def test_pipfile_shaped(sections: dict[str, object], sources: object) -> None:
@@ -233,7 +222,6 @@ REQUIREMENT_PIECES = [
 ]
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.sampled_from(REQUIREMENT_PIECES) | st.text(max_size=10), max_size=12),
     st.sampled_from(["\n", "\r\n", " ", " \\\n"]),

@@ -60,8 +60,14 @@ def test_authenticated_clients_produce_and_consume(scram_broker: LocalBroker, co
 
 def test_the_cli_works_with_credentials_from_the_environment(scram_broker: LocalBroker) -> None:
     env = {**os.environ, **ENV, "QWATCH_KAFKA_BOOTSTRAP": scram_broker.bootstrap}
-    result = subprocess.run([sys.executable, "-m", "qwatch", "topics", "create"], env=env, capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "qwatch", "topics", "create"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "qwatch.transitions.v1" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr

@@ -35,9 +35,22 @@ def test_demo_shows_every_scripted_transition_once_and_serves_the_dashboard_metr
     port = free_port()
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qwatch", "up", "--demo", "--for", "45", "--metrics-port", str(port),
-         "--run-dir", str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qwatch",
+            "up",
+            "--demo",
+            "--for",
+            "45",
+            "--metrics-port",
+            str(port),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     scraped = ""
     try:

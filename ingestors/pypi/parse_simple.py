@@ -23,7 +23,8 @@ from ingestors.pypi.versions import canonical_version, sort_versions, version_fr
 from qwatch.ids import parse_rfc3339_ms
 
 _SERIAL_COMMENT = re.compile(r"\s*SERIAL\s+(\d{1,18})\s*")
-_LINKS_FOR = re.compile(r"^\s*Links for\s+(.*?)\s*$", re.S)
+_LINKS_FOR = re.compile(r"^\s*Links for\s+(.*)$", re.S)
+"""The name is the rest, right-stripped in Python: a lazy ``(.*?)\\s*$`` was quadratic on long blank runs."""
 
 
 def effective_status(raw: object) -> tuple[str, str | None]:
@@ -185,9 +186,18 @@ class _PageHTML(HTMLParser):
 
 
 def _feed(text: str) -> _PageHTML:
+    """Run html.parser over the whole body; a body that ends inside a tag, comment or declaration is refused.
+
+    Why refuse instead of letting ``close()`` recover: its recovery re-scans the rest of the body from every
+    following ``<``, which is quadratic (CPython before 3.11.13, CVE-2025-6069): 100 KB of ``<a `` stalled a pass
+    for minutes. ``feed`` alone is linear and leaves such an unterminated construct in ``rawdata``. A page cut
+    there is truncated or malformed either way, and believing its partial file list would hide versions.
+    """
     parser = _PageHTML()
     try:
         parser.feed(text)
+        if len(parser.rawdata) > 1 and parser.rawdata.startswith("<"):
+            raise PyPIParseError("truncated", "the body ends inside an unterminated tag, comment or declaration")
         parser.close()
     except (AssertionError, ValueError, IndexError) as exc:  # html.parser's own failure modes
         raise PyPIParseError("malformed-html", f"unparseable HTML: {type(exc).__name__}") from None
@@ -233,7 +243,7 @@ def parse_project_html(body: bytes) -> ProjectPage:
     versions, yanked_versions = summarize_versions(files, None)
     m = _LINKS_FOR.match(page.title) or _LINKS_FOR.match(page.h1)
     return ProjectPage(
-        name=m.group(1) if m else "",
+        name=m.group(1).rstrip() if m else "",
         status=status,
         status_reason=page.meta.get("pypi:project-status-reason") or None,
         api_version=page.meta.get("pypi:repository-version") or None,

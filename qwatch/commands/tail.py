@@ -10,6 +10,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from qwatch.logs import safe
 from qwatch.render import render
 from qwatch.runtime import Runtime, add_common, build_runtime
 from qwatch.sinks import Delivery, Source
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 if d.tombstone:
                     continue
                 if d.event is None:
-                    print(f"# undecodable record at {d.pointer}: {d.error}", file=sys.stderr)
+                    print(f"# undecodable record at {safe(d.pointer)}: {safe(d.error, 300)}", file=sys.stderr)
                     continue
                 if not _wanted(d, kinds, packages):
                     continue

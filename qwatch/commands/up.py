@@ -55,12 +55,25 @@ def register(sub: Any) -> None:
     p.add_argument("--demo", action="store_true", help="run against the bundled local PyPI and OpenSSF replay")
     p.add_argument("--churn", action="store_true", help="demo only: add a never-ending high-churn timeline (soak)")
     p.add_argument("--no-fallback", action="store_true", help="fail instead of switching to the demo when offline")
-    p.add_argument("--for", dest="duration", type=float, default=0.0,
-                   help="stop by itself after this many seconds (0 = run until Ctrl-C)")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="port of the combined /metrics (env QWATCH_METRICS_PORT, default 9464; 0 = off)")
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="where logs, state and the broker live (default: a temp dir for the demo, the cache otherwise)")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        default=0.0,
+        help="stop by itself after this many seconds (0 = run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="port of the combined /metrics (env QWATCH_METRICS_PORT, default 9464; 0 = off)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="where logs, state and the broker live (default: a temp dir for the demo, the cache otherwise)",
+    )
     p.add_argument("--watch", type=Path, default=None, help="file of PyPI project names to watch closely")
     p.add_argument("--quiet", action="store_true", help="do not print transitions")
     p.set_defaults(func=run)
@@ -96,20 +109,54 @@ def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
         ("1", "2", "3", "2", "4") if plan.fast else ("5", "300", "600", "300", "3600")
     )
     watch = ["--watch", str(plan.watch_file)] if plan.watch_file else []
-    openssf = [*q, "ingest", "openssf", "--repo", plan.openssf_repo, "--interval", ossf_interval,
-               "--workdir", str(run_dir / "openssf")]
+    openssf = [
+        *q,
+        "ingest",
+        "openssf",
+        "--repo",
+        plan.openssf_repo,
+        "--interval",
+        ossf_interval,
+        "--workdir",
+        str(run_dir / "openssf"),
+    ]
     if plan.openssf_since:
         openssf += ["--since", plan.openssf_since]
     specs = [
         ChildSpec("openssf", openssf),
-        ChildSpec("pypi-journal", [*q, "ingest", "pypi-journal", "--xmlrpc-url", plan.xmlrpc_url,
-                                   "--interval", journal_interval,
-                                   *(["--since-serial", str(plan.journal_since)] if plan.journal_since else [])]),
-        ChildSpec("pypi-simple", [*q, "ingest", "pypi-simple", "--index-url", plan.index_url, *watch,
-                                  "--interval", simple_interval, "--recheck", recheck,
-                                  "--state-dir", str(run_dir / "state" / "simple")]),
-        ChildSpec("pypi-json", [*q, "ingest", "pypi-json", "--index-url", plan.index_url, *watch,
-                                "--interval", json_interval]),
+        ChildSpec(
+            "pypi-journal",
+            [
+                *q,
+                "ingest",
+                "pypi-journal",
+                "--xmlrpc-url",
+                plan.xmlrpc_url,
+                "--interval",
+                journal_interval,
+                *(["--since-serial", str(plan.journal_since)] if plan.journal_since else []),
+            ],
+        ),
+        ChildSpec(
+            "pypi-simple",
+            [
+                *q,
+                "ingest",
+                "pypi-simple",
+                "--index-url",
+                plan.index_url,
+                *watch,
+                "--interval",
+                simple_interval,
+                "--recheck",
+                recheck,
+                "--state-dir",
+                str(run_dir / "state" / "simple"),
+            ],
+        ),
+        ChildSpec(
+            "pypi-json", [*q, "ingest", "pypi-json", "--index-url", plan.index_url, *watch, "--interval", json_interval]
+        ),
         ChildSpec("processor", [*q, "process", "--group-id", "qwatch-processor"]),
         ChildSpec(
             "alerts",
@@ -162,7 +209,11 @@ def _register_inventory(lockfile: Path, bootstrap: str) -> None:
     env = {**os.environ, "QWATCH_KAFKA_BOOTSTRAP": bootstrap}
     result = subprocess.run(
         [sys.executable, "-m", "qwatch", "inventory", "add", "--name", "demo-app", "--lock", str(lockfile)],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"registering the demo inventory failed: {result.stderr.strip()}")
@@ -177,11 +228,13 @@ def run(args: argparse.Namespace) -> int:
     demo = args.demo
     if not demo and not _online():
         if args.no_fallback:
-            print("qwatch up: pypi.org is unreachable; check the network or proxy, or run with --demo",
-                  file=sys.stderr)
+            print("qwatch up: pypi.org is unreachable; check the network or proxy, or run with --demo", file=sys.stderr)
             return 2
-        print("qwatch up: pypi.org is unreachable from here, so this runs the bundled demo instead "
-              "(local PyPI + a replay of real OpenSSF history). Use --no-fallback to fail instead.", flush=True)
+        print(
+            "qwatch up: pypi.org is unreachable from here, so this runs the bundled demo instead "
+            "(local PyPI + a replay of real OpenSSF history). Use --no-fallback to fail instead.",
+            flush=True,
+        )
         demo = True
     run_dir = args.run_dir or (Path(tempfile.mkdtemp(prefix="qwatch-demo-")) if demo else default_cache_dir() / "up")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -209,15 +262,25 @@ def run(args: argparse.Namespace) -> int:
     if demo:
         world = DemoWorld(run_dir, churn=args.churn)
         world.start()
-        plan = Plan(world.base_url + "/simple/", world.base_url + "/pypi", str(world.repo_path), world.base_commit,
-                    world.watch_file, fast=True, webhook_url=world.webhook_url, webhook_secret=world.webhook_secret,
-                    journal_since=world.start_serial)
-        print(f"demo: local PyPI at {world.base_url}, OpenSSF replay at {world.repo_path}, "
-              f"webhook receiver at {world.webhook_url}", flush=True)
+        plan = Plan(
+            world.base_url + "/simple/",
+            world.base_url + "/pypi",
+            str(world.repo_path),
+            world.base_commit,
+            world.watch_file,
+            fast=True,
+            webhook_url=world.webhook_url,
+            webhook_secret=world.webhook_secret,
+            journal_since=world.start_serial,
+        )
+        print(
+            f"demo: local PyPI at {world.base_url}, OpenSSF replay at {world.repo_path}, "
+            f"webhook receiver at {world.webhook_url}",
+            flush=True,
+        )
         _register_inventory(world.lockfile, cfg.bootstrap)
     else:
-        plan = Plan(PYPI_INDEX, PYPI_XMLRPC, env.get("QWATCH_OPENSSF_REPO", OPENSSF_REPO), None, args.watch,
-                    fast=False)
+        plan = Plan(PYPI_INDEX, PYPI_XMLRPC, env.get("QWATCH_OPENSSF_REPO", OPENSSF_REPO), None, args.watch, fast=False)
 
     specs = child_specs(plan, run_dir)
     child_env = {k: v for k, v in env.items() if not k.startswith("QWATCH_METRICS_PORT")}
@@ -248,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
         restarts = {k: v for k, v in supervisor.restarts.items() if v}
-        print(f"stopped. exit codes: {codes}; restarts: {restarts or 'none'}; "
-              f"transitions seen: {len(printer.seen)}", flush=True)
+        print(
+            f"stopped. exit codes: {codes}; restarts: {restarts or 'none'}; transitions seen: {len(printer.seen)}",
+            flush=True,
+        )
     return 0

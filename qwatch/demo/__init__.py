@@ -136,8 +136,11 @@ class DemoWorld:
                     event = json.loads(body)
                     received.append(event)
                     data = event.get("data", {})
-                    print(f"webhook: signed alert for {data.get('project')}: {data.get('kind')} "
-                          f"{data.get('package')} via {' > '.join(data.get('path', []))}", flush=True)
+                    print(
+                        f"webhook: signed alert for {data.get('project')}: {data.get('kind')} "
+                        f"{data.get('package')} via {' > '.join(data.get('path', []))}",
+                        flush=True,
+                    )
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by http.server
                 return

@@ -33,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the demo projects and play the demo timeline (yank, quarantine, archive, removal, ...)",
     )
     parser.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (2 = twice as fast)")
-    parser.add_argument(
-        "--generate", type=int, default=0, metavar="N", help="add N synthetic projects pkg-<i>"
-    )
+    parser.add_argument("--generate", type=int, default=0, metavar="N", help="add N synthetic projects pkg-<i>")
     parser.add_argument(
         "--xmlrpc-rate-limit", type=int, default=None, metavar="N", help="XML-RPC calls per hour per client"
     )

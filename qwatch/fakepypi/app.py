@@ -64,9 +64,7 @@ class Application:
             if request.path in XMLRPC_PATHS:
                 body = rpc.handle(request.body, self, self._limiter, request.client, self._page_size)
                 return Response(200, (("Content-Type", "text/xml"),), body)
-            return Response(
-                405, (("Content-Type", TEXT_PLAIN), ("Allow", "GET, HEAD")), b"405 Method Not Allowed"
-            )
+            return Response(405, (("Content-Type", TEXT_PLAIN), ("Allow", "GET, HEAD")), b"405 Method Not Allowed")
         if request.method not in ("GET", "HEAD"):
             return Response(
                 405, (("Content-Type", TEXT_PLAIN), ("Allow", "GET, HEAD, POST")), b"405 Method Not Allowed"

@@ -47,9 +47,7 @@ class FakePyPI:
         self._clock: Callable[[], float] = clock or time.time
         self._lock = threading.RLock()
         self._registry = Registry(start_serial, self._clock)
-        self._app = Application(
-            self._registry, self._lock, self._clock, xmlrpc_rate_limit, changelog_page_size
-        )
+        self._app = Application(self._registry, self._lock, self._clock, xmlrpc_rate_limit, changelog_page_size)
         self._faults = FaultQueue()
         self._requests: list[tuple[str, str, int]] = []
         self._requests_lock = threading.Lock()

@@ -78,9 +78,7 @@ def root_html(snapshot: RootSnapshot) -> bytes:
     parts: list[str] = [_ROOT_HTML_HEAD]
     for number, start, stop in plan:
         if number == 0:
-            parts.extend(
-                f'<a href="/simple/{key}/">{escape(display)}</a>\n' for key, display, _, _ in real[start:stop]
-            )
+            parts.extend(f'<a href="/simple/{key}/">{escape(display)}</a>\n' for key, display, _, _ in real[start:stop])
         else:
             segment, skip = snapshot.segments[number - 1]
             parts.extend(segment.html_fragments(start, stop, skip))

@@ -94,9 +94,7 @@ class ProjectState:
         """Return a copy with ``release`` replacing the same version, or appended."""
         if self.release(release.version) is None:
             return replace(self, releases=(*self.releases, release))
-        return replace(
-            self, releases=tuple(release if r.version == release.version else r for r in self.releases)
-        )
+        return replace(self, releases=tuple(release if r.version == release.version else r for r in self.releases))
 
     def without_release(self, version: str) -> ProjectState:
         """Return a copy with the release removed."""

@@ -106,14 +106,10 @@ class Registry:
                 else:
                     rolled_back[undo.key] = undo.old
             projects, version, serial, segment_count = rolled_back, version - 1, undo.serial, undo.segments
-        entries = tuple(
-            sorted((key, p.name, p.last_serial, not p.quarantined) for key, p in projects.items())
-        )
+        entries = tuple(sorted((key, p.name, p.last_serial, not p.quarantined) for key, p in projects.items()))
         segments = tuple(
             (segment, frozenset(overrides))
-            for segment, overrides in zip(
-                self._segments[:segment_count], self._overrides[:segment_count], strict=True
-            )
+            for segment, overrides in zip(self._segments[:segment_count], self._overrides[:segment_count], strict=True)
         )
         return RootSnapshot(version, serial, entries, segments)
 
@@ -130,9 +126,7 @@ class Registry:
             raise KeyError(f"{project.name} has no release {version!r}")
         return release
 
-    def _commit(
-        self, old: ProjectState | None, key: str, new: ProjectState | None, actions: Sequence[_Action]
-    ) -> None:
+    def _commit(self, old: ProjectState | None, key: str, new: ProjectState | None, actions: Sequence[_Action]) -> None:
         """Journal ``actions`` under the project's display name, then store ``new`` (``None`` deletes)."""
         before_serial = self.last_serial
         source = new if new is not None else old
@@ -211,9 +205,7 @@ class Registry:
         files = self._files(filenames, self._clock() if upload_time is None else upload_time)
         self._check_unique_files(project, files)
         new = project.with_release(ReleaseState(version, files, requires_python))
-        self._commit(
-            project, project.normalized, new, [(version, "new release"), *self._file_actions(version, files)]
-        )
+        self._commit(project, project.normalized, new, [(version, "new release"), *self._file_actions(version, files)])
 
     def add_file(self, name: str, version: str, filename: str, upload_time: float | None) -> None:
         """Upload one more file to an existing release."""
@@ -273,9 +265,7 @@ class Registry:
         """``remove release`` with the version; the version vanishes from every endpoint."""
         project = self._require(name)
         self._require_release(project, version)
-        self._commit(
-            project, project.normalized, project.without_release(version), [(version, "remove release")]
-        )
+        self._commit(project, project.normalized, project.without_release(version), [(version, "remove release")])
 
     def yank(self, name: str, version: str, reason: str | None) -> None:
         """``yank release``; Warehouse stores a missing reason as the empty string."""

@@ -78,11 +78,7 @@ def etag(body: bytes) -> str:
 def escape(text: str) -> str:
     """MarkupSafe's escaping (what Jinja autoescape emits), e.g. ``>=3.9`` -> ``&gt;=3.9``."""
     return (
-        text.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&#34;")
-        .replace("'", "&#39;")
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace("'", "&#39;")
     )
 
 

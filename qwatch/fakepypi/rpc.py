@@ -75,9 +75,7 @@ class RateLimiter:
 
 def fault_body(code: int, message: str) -> bytes:
     """A marshalled ``<fault>`` response."""
-    return xmlrpc.client.dumps(
-        xmlrpc.client.Fault(code, message), methodresponse=True, allow_none=True
-    ).encode()
+    return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True, allow_none=True).encode()
 
 
 def _result(value: Any) -> bytes:

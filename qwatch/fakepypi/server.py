@@ -32,9 +32,7 @@ class FakeHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(
-        self, address: tuple[str, int], app: Application, faults: FaultQueue, record: Recorder
-    ) -> None:
+    def __init__(self, address: tuple[str, int], app: Application, faults: FaultQueue, record: Recorder) -> None:
         super().__init__(address, _Handler)
         self.app = app
         self.faults = faults
@@ -107,9 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record(method, path, response.status)
         self._write(response, head=method == "HEAD", truncate=truncate)
 
-    def _respond(
-        self, method: str, path: str, body: bytes, is_rpc: bool, fault: Fault | None
-    ) -> tuple[Response, bool]:
+    def _respond(self, method: str, path: str, body: bytes, is_rpc: bool, fault: Fault | None) -> tuple[Response, bool]:
         kind = fault.kind if fault is not None else None
         if fault is not None and kind in ("429", "500", "503"):
             return fault.error_response(), False

@@ -78,16 +78,10 @@ def _read(path: Path) -> str:
         with path.open("rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise LockfileError(
-            str(path), f"cannot read the file ({exc.strerror or exc}); check the path"
-        ) from exc
+        raise LockfileError(str(path), f"cannot read the file ({exc.strerror or exc}); check the path") from exc
     if len(data) > MAX_BYTES:
-        raise LockfileError(
-            str(path), f"larger than {MAX_BYTES // (1024 * 1024)} MiB; this is not a lockfile"
-        )
+        raise LockfileError(str(path), f"larger than {MAX_BYTES // (1024 * 1024)} MiB; this is not a lockfile")
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise LockfileError(
-            str(path), f"not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
-        ) from exc
+        raise LockfileError(str(path), f"not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc

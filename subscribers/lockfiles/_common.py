@@ -142,6 +142,5 @@ def dedupe(items: Iterable[str]) -> tuple[str, ...]:
 def hash_table(value: object, where: str, path: str) -> list[str]:
     """PEP 751 ``hashes = {sha256 = "..."}`` as ``algo:digest`` strings, the form the other formats use."""
     return [
-        f"{algo}:{req_str(digest, f'{where}.{algo}', path)}"
-        for algo, digest in opt_table(value, where, path).items()
+        f"{algo}:{req_str(digest, f'{where}.{algo}', path)}" for algo, digest in opt_table(value, where, path).items()
     ]

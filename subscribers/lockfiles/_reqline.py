@@ -19,9 +19,7 @@ _SPEC = re.compile(r"\s*(?P<op>~=|===|==|!=|<=|>=|<|>)\s*(?P<version>[A-Za-z0-9.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _EGG = re.compile(rf"(?:^|&)egg=(?P<name>{_NAME})")
 _WHEEL = re.compile(rf"(?P<name>{_NAME})-(?P<version>[^-]+)(?:-[^-]+)?-[^-]+-[^-]+-[^-]+\.whl")
-_ARCHIVE = re.compile(
-    r"(?P<name>[A-Za-z0-9._-]+?)-(?P<version>\d[^-]*)\.(?:tar\.gz|tar\.bz2|tar\.xz|zip|tgz)"
-)
+_ARCHIVE = re.compile(r"(?P<name>[A-Za-z0-9._-]+?)-(?P<version>\d[^-]*)\.(?:tar\.gz|tar\.bz2|tar\.xz|zip|tgz)")
 _VCS = ("git+", "hg+", "svn+", "bzr+")
 
 
@@ -63,9 +61,7 @@ def parse_requirement(line: str, editable: bool = False) -> ParsedLine:
     extras = tuple(e.strip() for e in (match.group("extras") or "").split(",") if e.strip())
     rest = match.group("rest").strip()
     if rest.startswith("@"):
-        return ParsedLine(
-            match.group("name"), None, _classify(rest[1:].strip(), False), hashes, markers, extras
-        )
+        return ParsedLine(match.group("name"), None, _classify(rest[1:].strip(), False), hashes, markers, extras)
     return ParsedLine(match.group("name"), _pin(rest), None, hashes, markers, extras)
 
 
@@ -87,9 +83,7 @@ def _pin(specifiers: str) -> str | None:
     parts = [_SPEC.fullmatch(part) for part in text.split(",")]
     if any(part is None for part in parts):
         raise RequirementSyntaxError(f"cannot read version specifier {specifiers!r}")
-    pins = [
-        p for p in parts if p is not None and p.group("op") in ("==", "===") and "*" not in p.group("version")
-    ]
+    pins = [p for p in parts if p is not None and p.group("op") in ("==", "===") and "*" not in p.group("version")]
     return pins[0].group("version") if len(parts) == 1 and pins else None
 
 

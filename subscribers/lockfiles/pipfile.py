@@ -38,9 +38,7 @@ def parse(text: str, path: str = "Pipfile.lock") -> Inventory:
     merged: dict[tuple[str, str | None, PackageSource], LockedPackage] = {}
     for section in SECTIONS:
         for name, raw in opt_table(doc.get(section), section, path).items():
-            package = _package(
-                name, table(raw, f"{section}.{name}", path), section, sources, default_index, path
-            )
+            package = _package(name, table(raw, f"{section}.{name}", path), section, sources, default_index, path)
             key = (package.normalized, package.version, package.source)
             earlier = merged.get(key)
             if earlier is None:

@@ -29,9 +29,7 @@ def parse(text: str, path: str = "pylock.toml") -> Inventory:
     doc = load_toml(text, path, "pylock.toml (e.g. `uv export --format pylock.toml`)")
     version = req_str(doc.get("lock-version"), "lock-version", path)
     if version.split(".")[0] != "1":
-        raise LockfileError(
-            path, f"lock-version {version!r} is not supported (only 1.x); upgrade quarantine-watch"
-        )
+        raise LockfileError(path, f"lock-version {version!r} is not supported (only 1.x); upgrade quarantine-watch")
     drafts: list[LockedPackage] = []
     for index, record in enumerate(tables(doc.get("packages"), "[[packages]]", path)):
         where = f"[[packages]] #{index + 1}"
@@ -48,12 +46,7 @@ def parse(text: str, path: str = "pylock.toml") -> Inventory:
                 markers=opt_str(record.get("marker"), f"{where} marker", path),
                 direct=True,
                 dependencies=tuple(
-                    sorted(
-                        {
-                            normalize(req_str(dep.get("name"), f"{where} dependency name", path))
-                            for dep in deps
-                        }
-                    )
+                    sorted({normalize(req_str(dep.get("name"), f"{where} dependency name", path)) for dep in deps})
                 ),
             )
         )
@@ -67,17 +60,11 @@ def _source(record: dict[str, object], where: str, path: str) -> PackageSource:
     hosts the files really come from."""
     vcs = opt_table(record.get("vcs"), f"{where} vcs", path)
     if vcs:
-        location = opt_str(vcs.get("url"), f"{where} vcs.url", path) or req_str(
-            vcs.get("path"), f"{where} vcs", path
-        )
+        location = opt_str(vcs.get("url"), f"{where} vcs.url", path) or req_str(vcs.get("path"), f"{where} vcs", path)
         commit = opt_str(vcs.get("commit-id"), f"{where} vcs.commit-id", path)
         pinned = redact(f"{location}@{commit}" if commit else location)
         kind = opt_str(vcs.get("type"), f"{where} vcs.type", path)
-        return (
-            PackageSource("git", pinned)
-            if kind in (None, "git")
-            else PackageSource("url", f"{kind}+{pinned}")
-        )
+        return PackageSource("git", pinned) if kind in (None, "git") else PackageSource("url", f"{kind}+{pinned}")
     directory = opt_table(record.get("directory"), f"{where} directory", path)
     if directory:
         location = req_str(directory.get("path"), f"{where} directory.path", path)

@@ -121,9 +121,7 @@ def _logical(walk: _Walk, line: str, number: int) -> None:
             walk.last = _Draft(parse_requirement(text))
             walk.drafts.append(walk.last)
     except RequirementSyntaxError as exc:
-        raise LockfileError(
-            walk.path, f"line {number}: {exc}: {text[:120]!r}; fix or regenerate the file"
-        ) from exc
+        raise LockfileError(walk.path, f"line {number}: {exc}: {text[:120]!r}; fix or regenerate the file") from exc
 
 
 def _option(walk: _Walk, text: str) -> None:

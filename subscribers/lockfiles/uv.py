@@ -45,9 +45,7 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
             name=name,
             normalized=normalize(name),
             version=opt_str(record.get("version"), f"{where} version", path),
-            source=checked_against_files(
-                _source(record.get("source"), where, path), _urls(record, where, path)
-            ),
+            source=checked_against_files(_source(record.get("source"), where, path), _urls(record, where, path)),
             hashes=_hashes(record, where, path),
             markers=" or ".join(f"({marker})" for marker in resolution) or None,
             direct=False,
@@ -59,9 +57,7 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
     root = _root(projects)
     direct = {dep for project in projects for dep in project.dependencies} - ({root} if root else set())
     packages = tuple(
-        replace(
-            p, direct=p.normalized in direct, extras=tuple(sorted(requested_extras.get(p.normalized, ())))
-        )
+        replace(p, direct=p.normalized in direct, extras=tuple(sorted(requested_extras.get(p.normalized, ()))))
         for _, p in drafts
     )
     return Inventory(format="uv.lock", path=path, root=root, packages=packages)
@@ -114,9 +110,7 @@ def _source(value: object, where: str, path: str) -> PackageSource:
         return PackageSource("editable", location)
     if kind == "virtual":
         return PackageSource("project", location)
-    raise LockfileError(
-        path, f"{where} has unknown source kind {kind!r}; upgrade quarantine-watch or report it"
-    )
+    raise LockfileError(path, f"{where} has unknown source kind {kind!r}; upgrade quarantine-watch or report it")
 
 
 def _pinned_git(location: str) -> str:
@@ -137,14 +131,10 @@ def _artifacts(record: dict[str, object], where: str, path: str) -> list[dict[st
 
 
 def _urls(record: dict[str, object], where: str, path: str) -> list[str]:
-    found = (
-        opt_str(item.get("url"), f"{where} artifact url", path) for item in _artifacts(record, where, path)
-    )
+    found = (opt_str(item.get("url"), f"{where} artifact url", path) for item in _artifacts(record, where, path))
     return [url for url in found if url]
 
 
 def _hashes(record: dict[str, object], where: str, path: str) -> tuple[str, ...]:
-    found = (
-        opt_str(item.get("hash"), f"{where} artifact hash", path) for item in _artifacts(record, where, path)
-    )
+    found = (opt_str(item.get("hash"), f"{where} artifact hash", path) for item in _artifacts(record, where, path))
     return dedupe(digest for digest in found if digest)
