@@ -9,8 +9,8 @@ fact is inserted at its position and the transitions are derived from the runs (
 * Position: ``(serial, rank, at)``. A journal row creates its serial, so it sorts before pages showing that serial;
   pages at one serial (archive and unarchive never bump it) are ordered by fetch time. A page without a serial
   (a 404 has none) *floats*: it is anchored after the newest serial fetched or journaled before it, and
-  re-anchored whenever such a fact arrives late. Journal stamps are whole seconds, so "before" is decided by
-  ``_predates``.
+  re-anchored whenever such a fact arrives late. Journal stamps are whole seconds, so "before" is decided with
+  care (``_anchor``).
 * A run that follows a run of another status implies the transitions of ``kinds.STATUS_TABLE``. Two journal
   rows prove what came before them and always start their own run: ``project quarantine cleared`` (a quarantine,
   even if that row is not known yet) and ``create`` after earlier history (a removal: the name was free again).
@@ -82,27 +82,29 @@ JOURNAL_TICK_MS = 1000
 """PyPI journal timestamps are whole seconds: a row stamped T was written at some moment in [T, T + 1 s)."""
 
 
-def _predates(q: StatusPoint, p: StatusPoint) -> bool:
-    """True when fact ``q`` is taken to have happened before floating point ``p`` was fetched.
+def _anchor(p: StatusPoint, points: list[StatusPoint]) -> int:
+    """The newest serial known to predate a floating point (by journal timestamp or fetch time), or -1.
 
     Fetch times are exact, journal stamps are whole seconds, so a row stamped in the second of the fetch may be on
-    either side. It is taken as earlier (a fetch usually follows the change it shows), except a row that proves the
-    status just before it was the one ``p`` shows: a 404 fetched at T + 0.04 s, just before a re-registration
-    written at T + 0.2 s (stamped T), belongs to the removal that ``create`` row ends; anchored after it, it would
-    read as a second removal and a second restore."""
-    if q.rank == FLOATING_RANK:
-        return False
-    if q.rank != JOURNAL_RANK or q.at + JOURNAL_TICK_MS <= p.at:
-        return q.at < p.at
-    return q.at < p.at and q.implies != p.status
-
-
-def _anchor(p: StatusPoint, points: list[StatusPoint]) -> int:
-    """The newest serial known to predate a floating point (by journal timestamp or fetch time), or -1."""
+    either side. It is taken as earlier (a fetch usually follows the change it shows), except from a row on that
+    proves the status just before it was the one ``p`` shows: a 404 fetched at T + 0.04 s, just before a
+    re-registration written at T + 0.2 s (stamped T), belongs to the removal that ``create`` row ends. Anchored
+    after it (or after a quarantine written right after it), it would read as a second removal and restore."""
+    barrier = min(
+        (
+            q.serial
+            for q in points
+            if q.rank == JOURNAL_RANK and q.implies == p.status and q.at <= p.at < q.at + JOURNAL_TICK_MS
+        ),
+        default=None,
+    )
     best = -1
     for q in points:
-        if q.serial > best and _predates(q, p):
-            best = q.serial
+        if q.rank == FLOATING_RANK or q.at >= p.at or q.serial <= best:
+            continue
+        if barrier is not None and q.rank == JOURNAL_RANK and q.serial >= barrier:
+            continue
+        best = q.serial
     return best
 
 

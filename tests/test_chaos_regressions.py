@@ -41,6 +41,19 @@ def test_a_404_fetched_in_the_second_of_a_re_registration_is_not_a_second_remova
     assert kinds(observations) == ["REMOVED", "RESTORED"]
 
 
+def test_a_404_fetched_before_a_re_registration_and_a_quarantine_in_the_same_second_is_no_removal() -> None:
+    # The name is registered again and quarantined at once, both rows stamped in the second of the 404; the
+    # quarantine row's stamp alone would put the 404 after it (a removal of the quarantined project).
+    second = T0 + 6000
+    observations = [
+        journal(P, 1440, "remove project", ts=T0),
+        page(P, "absent", None, second + 600, source="pypi-json"),
+        journal(P, 1529, "create", ts=second),
+        journal(P, 1536, "project quarantined", ts=second),
+    ]
+    assert kinds(observations) == ["REMOVED", "RESTORED", "QUARANTINED"]
+
+
 def test_a_404_fetched_in_the_second_of_a_quarantine_and_a_removal_follows_the_quarantine() -> None:
     # The other side of the same ambiguity: the 404 came after both rows (stamped in its second), and only the
     # quarantine row is known when it is processed. It must not be anchored before the quarantine.

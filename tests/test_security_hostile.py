@@ -193,12 +193,9 @@ def test_pypi_ingestors_and_tail_with_hostile_names(tmp_path: Path) -> None:
     assert not Path("/tmp/qwatch-pwned").exists()
 
     # qwatch tail prints one clean line per event, the 10 KB name cut short.
+    combined = "".join(f.read_text("utf-8") for f in sorted(out.glob("*.jsonl")))
     everything = out / "all.jsonl"
-    everything.write_text(
-        "".join(f.read_text("utf-8") for f in sorted(out.glob("*-*.jsonl")) if f != everything)
-        + "".join(f.read_text("utf-8") for f in (out / "json.jsonl", out / "journal.jsonl")),
-        "utf-8",
-    )
+    everything.write_text(combined, "utf-8")
     count = len(_events(everything))
     shown = run_cli(["tail", "--source", f"jsonl:{everything}"], cwd=work)
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -49,8 +49,14 @@ EXEC_ALLOWED = {"qwatch/codec.py"}
 """``exec`` builds the codec's decoders from our own dataclass field names at start-up; nothing else may."""
 
 
+def _python_scripts() -> list[Path]:
+    """Extension-less executables with a Python shebang (``bench/run``) are source too."""
+    candidates = [p for d in ("bench", "scripts", ".ci") for p in (ROOT / d).glob("*") if p.is_file() and not p.suffix]
+    return [p for p in candidates if p.read_bytes()[:64].startswith(b"#!") and b"python" in p.read_bytes()[:64]]
+
+
 def _sources() -> Iterator[tuple[str, ast.Module]]:
-    for path in sorted(ROOT.rglob("*.py")):
+    for path in sorted([*ROOT.rglob("*.py"), *_python_scripts()]):
         rel = path.relative_to(ROOT)
         if SKIP_DIRS.intersection(rel.parts) or any(p.endswith(".egg-info") for p in rel.parts):
             continue
