@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from chaos_support import ChaosWorld, KillPlan, Pipeline, reconcile, run_chaos, settle  # noqa: E402
+from chaos_support import ChaosWorld, KillPlan, Pipeline, reconcile, run_chaos, running, settle  # noqa: E402
 
 from qwatch.broker import LocalBroker  # noqa: E402
 from qwatch.config import KafkaConfig  # noqa: E402
@@ -57,18 +59,16 @@ def chaos(kills: int, seed: int, projects: int, commit_delay_ms: int, workdir: P
         processor_env={"QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": str(commit_delay_ms)},
     )
     try:
-        pipeline.start()
-        started = time.monotonic()
-        world.play()
-        plan = KillPlan(kills, first=("alerts",))
-        stats = run_chaos(pipeline, plan, random.Random(seed), timeout=max(600.0, kills * 40.0))
-        world.stop_timeline()
-        chaos_s = time.monotonic() - started
-        drained = settle(pipeline, timeout=300.0)
-        result = reconcile(pipeline)
-        codes = pipeline.stop()
+        with running(pipeline):
+            started = time.monotonic()
+            world.play()
+            plan = KillPlan(kills, first=("alerts",))
+            stats = run_chaos(pipeline, plan, random.Random(seed), timeout=max(600.0, kills * 40.0))
+            world.stop_timeline()
+            chaos_s = time.monotonic() - started
+            drained = settle(pipeline, timeout=300.0)
+            result = reconcile(pipeline)
     finally:
-        world.close()
         broker.stop()
     return {
         "seed": seed,
@@ -83,12 +83,12 @@ def chaos(kills: int, seed: int, projects: int, commit_delay_ms: int, workdir: P
         "drained": drained.ok,
         "drain_detail": drained.detail,
         "wall_seconds": round(time.monotonic() - t0, 1),
-        "exit_codes_at_stop": codes,
+        "exit_codes_at_stop": pipeline.exit_codes,
         **result.summary(),
         "problems": result.problems(),
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
     }
 
 
@@ -111,8 +111,6 @@ def main() -> int:
     report = chaos(args.kills, args.seed, args.projects, args.commit_delay_ms, workdir)
     report["workdir"] = str(workdir) if args.keep else None
     if not args.keep:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

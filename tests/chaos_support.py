@@ -469,6 +469,7 @@ class Pipeline:
             self.specs, run_dir / "logs", base_env, base_backoff=base_backoff, max_backoff=max_backoff
         )
         self.exits: Counter[str] = Counter()
+        self.exit_codes: dict[str, int | None] = {}
         self._pids: dict[str, int] = {}
         self.inventory = f"chaos-app-{tag}"
         self.journal_component = f"pypi-journal {plan.xmlrpc_url}"
@@ -544,8 +545,9 @@ class Pipeline:
         self._pids = self.supervisor.pids()
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM everyone (each flushes and commits), as ``qwatch up`` does on Ctrl-C."""
-        return self.supervisor.stop()
+        """SIGTERM everyone (each flushes and commits), as ``qwatch up`` does on Ctrl-C; returns the exit codes."""
+        self.exit_codes = self.supervisor.stop()
+        return self.exit_codes
 
 
 def _without(argv: Iterable[str], flag: str) -> list[str]:
