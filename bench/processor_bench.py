@@ -81,7 +81,9 @@ class Workload:
         self.kinds = list(mix)
         self.weights = [mix[k] for k in self.kinds]
         self.projects = [Project(f"pkg-{i:05d}", 30_000_000 + i * 1000) for i in range(projects)]
-        self.serial = 40_000_000
+        # The journal counter starts above every project's initial serial, as on PyPI (serials only grow); a fixed
+        # 40M start fell below them from 10k projects on, and a page then claimed a future the journal rewrote.
+        self.serial = max(40_000_000, 30_000_000 + projects * 1000)
         self.reports = 0
         self.seen: list[events.Observation] = []
 
