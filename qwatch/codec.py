@@ -91,29 +91,25 @@ def _to_plan(tp: Any) -> _Plan | None:
 
 
 def _record_to_dict(cls: type) -> _Plan:
+    """Generated code that turns a dataclass into fastavro's input dict in one dict display.
+
+    Every produced record passes through here (the processor writes a transition and a state record per change), so
+    the conversion is compiled once per type rather than looping over fields per record (bench/codec_bench.py).
+    """
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    plans = {n: _to_plan(hints[n]) for n in names}
-    nested = {n: p for n, p in plans.items() if p is not None}
-
-    if not nested:
-
-        def convert(obj: Any) -> Any:
-            return None if obj is None else {n: getattr(obj, n) for n in names}
-
-        return convert
-
-    def convert_nested(obj: Any) -> Any:
-        if obj is None:
-            return None
-        out = {}
-        for n in names:
-            value = getattr(obj, n)
-            plan = nested.get(n)
-            out[n] = plan(value) if plan is not None and value is not None else value
-        return out
-
-    return convert_nested
+    env: dict[str, Any] = {}
+    items = []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        plan = _to_plan(hints[f.name])
+        if plan is None:
+            items.append(f"{f.name!r}: o.{f.name}")
+        else:
+            env[f"p{i}"] = plan
+            items.append(f"{f.name!r}: (None if o.{f.name} is None else p{i}(o.{f.name}))")
+    source = "def convert(o):\n    if o is None:\n        return None\n    return {" + ", ".join(items) + "}"
+    exec(source, env)  # noqa: S102 - the source is built from our own dataclass field names only
+    convert: _Plan = env["convert"]
+    return convert
 
 
 def _from_plan(tp: Any) -> _Plan:
@@ -194,6 +190,7 @@ class _Entry:
     from_dict: _Plan
     from_avro: _Plan
     header: bytes
+    kafka_headers: list[tuple[str, bytes]]
 
 
 class Codec:
@@ -218,6 +215,7 @@ class Codec:
                 _dict_to_record(cls),
                 _compiled_builder(cls),
                 MAGIC + fp,
+                [(SCHEMA_HEADER, name.encode())],
             )
             self._by_name[name] = entry
             self._by_cls[cls] = entry
@@ -226,6 +224,11 @@ class Codec:
     def schema_name(self, event: object) -> str:
         """The record name of an event, as put in the Kafka header and the JSONL ``type`` field."""
         return self._entry_for(event).name
+
+    def kafka_headers(self, event: object) -> list[tuple[str, bytes]]:
+        """The Kafka headers of an event (``qwatch-schema``: its record name); one shared list per type, not to be
+        mutated, so producing a record builds no header."""
+        return self._entry_for(event).kafka_headers
 
     def fingerprint(self, name: str) -> bytes:
         """The 8-byte single-object fingerprint of a registered schema."""

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from qwatch.codec import SCHEMA_HEADER, Codec, SchemaError
+from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
 from qwatch.sinks import Delivery, PublishError
 from qwatch.topics import ALL_TOPICS, TopicSpec, key_of, route
@@ -123,7 +123,7 @@ class KafkaSink:
     def emit(self, event: object, topic: str | None = None) -> None:
         """Encode and send; schema violations raise SchemaError here, before anything is sent."""
         value = self._codec.encode(event)
-        headers = [(SCHEMA_HEADER, self._codec.schema_name(event).encode())]
+        headers = self._codec.kafka_headers(event)
         try:
             future = self._producer.send(topic or route(event), key=key_of(event), value=value, headers=headers)
         except KafkaError as exc:
