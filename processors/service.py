@@ -42,7 +42,7 @@ from processors.partitions import Partition, checkpoint_metadata, parse_checkpoi
 from processors.state import PackageStateRecord
 from processors.tuning import settle_after_restore
 from qwatch import ids
-from qwatch.codec import SCHEMA_HEADER, Codec, SchemaError
+from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
 from qwatch.kafka_io import make_consumer, make_producer
 from qwatch.metrics import Metrics
@@ -172,6 +172,9 @@ class ProcessorService:
                     self._process(records)
                     last_input = time.monotonic()
                     backoff = self._cfg.retry_backoff_s
+                    if once and self._caught_up():  # ask now rather than wait out an empty poll after the last batch
+                        self._measure_lag(force=True)
+                        break
                 elif self._idle_done(once, idle_exit, last_input):
                     self._measure_lag(force=True)
                     break
@@ -185,15 +188,30 @@ class ProcessorService:
         return self.processed
 
     def _idle_done(self, once: bool, idle_exit: float, last_input: float) -> bool:
+        if idle_exit and time.monotonic() - last_input >= idle_exit:
+            return True
+        return once and self._caught_up()
+
+    def _caught_up(self) -> bool:
+        """Every assigned partition has been consumed to its (committed) end: ``--once`` is done."""
         consumer = self._consumer
         assert consumer is not None
         assigned = consumer.assignment()
-        if idle_exit and time.monotonic() - last_input >= idle_exit:
-            return True
-        if not once or not assigned:
+        if not assigned:
             return False
-        ends = consumer.end_offsets(list(assigned))
-        return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+        # The high-water marks of the fetches made since this run started answer without a round trip: every
+        # record that existed when the run began lies below them. Partitions not fetched yet need ListOffsets.
+        unknown = []
+        for tp in assigned:
+            high = consumer.highwater(tp)
+            if high is None:
+                unknown.append(tp)
+            elif consumer.position(tp) < high:
+                return False
+        if not unknown:
+            return True
+        ends = consumer.end_offsets(unknown)
+        return all(consumer.position(tp) >= ends[tp] for tp in unknown)
 
     # --- state -------------------------------------------------------------------------------------------------
     def _sync_assignment(self) -> None:
@@ -209,6 +227,7 @@ class ProcessorService:
             self._parts.update(self._restore(missing))
             settle_after_restore()
             self._count_packages()
+            self._last_flush = time.monotonic()  # restored state is as fresh as a checkpoint: the interval restarts
 
     def _restore(self, partitions: set[int]) -> dict[int, Partition]:
         """State topic, then a replay of the input from each partition's checkpoint to its committed offset."""
@@ -344,7 +363,7 @@ class ProcessorService:
         return Delivery(event, rec.topic, rec.partition, rec.offset, rec.key, rec.value)
 
     def _send(self, producer: KafkaProducer, topic: str, event: object, partition: int | None = None) -> Any:
-        headers = [(SCHEMA_HEADER, self._codec.schema_name(event).encode())]
+        headers = self._codec.kafka_headers(event)
         value = self._codec.encode(event)
         return producer.send(topic, key=key_of(event), value=value, headers=headers, partition=partition)
 
