@@ -68,6 +68,10 @@ EXPECTED_TRANSITIONS = (
 )
 """Every upstream change of the scripted demo, as (kind, package): each must appear exactly once."""
 
+CHURN_PROJECTS = 200
+CHURN_STEP_SECONDS = 0.25
+"""--churn: one random upstream change every 0.25 s (about 14,000 an hour) over 200 generated projects."""
+
 DEMO_SECONDS = 30.0
 """When the last scripted change has happened (the timelines end by then)."""
 
@@ -169,19 +173,20 @@ class DemoWorld:
             logger.info("demo: OpenSSF repository moved to %s", sha[:10])
 
     def _churn_forever(self) -> None:
-        """High churn for soak runs: generated projects are quarantined, cleared, removed and re-registered."""
+        """High churn for soak runs: generated projects are quarantined, cleared, removed, re-registered, yanked and
+        archived, each change as PyPI would journal (or, for archives, only show) it."""
         rng = random.Random(self.seed)  # noqa: S311 - a repeatable scenario, not security
-        n = 0
-        while not self._stop.wait(0.5):
-            n += 1
-            name = f"churn-{n % 50}"
+        while not self._stop.wait(CHURN_STEP_SECONDS):
+            name = f"churn-{rng.randrange(CHURN_PROJECTS)}"
             try:
                 if self.pypi.project(name) is None:
                     self.pypi.add_project(name, {"1.0": [f"{name}-1.0.tar.gz"]})
                     continue
-                action = rng.choice(("quarantine", "clear_quarantine", "remove_project", "yank", "archive"))
-                if action == "yank":
-                    self.pypi.yank(name, "1.0", "churn")
+                action = rng.choice(
+                    ("quarantine", "clear_quarantine", "remove_project", "yank", "unyank", "archive", "unarchive")
+                )
+                if action in ("yank", "unyank"):
+                    getattr(self.pypi, action)(name, "1.0", *(("churn",) if action == "yank" else ()))
                 else:
                     getattr(self.pypi, action)(name)
             except (ValueError, KeyError):
