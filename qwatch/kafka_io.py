@@ -212,12 +212,20 @@ def read_topic(
     cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
 ) -> list[Delivery]:
     """Read a whole topic from the beginning to its current end, without a group (for compacted state and tests)."""
+    return read_topic_to_end(cfg, codec, topic, timeout, **consumer_overrides)[0]
+
+
+def read_topic_to_end(
+    cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
+) -> tuple[list[Delivery], dict[TopicPartition, int]]:
+    """``read_topic``, plus the end offsets it read up to: where a reader that continues must start, so that no
+    record falls between the read and what follows it."""
     consumer = make_consumer(cfg, None, **consumer_overrides)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
-            return []
+            return [], {}
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
@@ -228,6 +236,6 @@ def read_topic(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end within {timeout}s")
             out.extend(source.poll(0.5))
-        return out
+        return out, dict(end)
     finally:
         consumer.close()

@@ -5,8 +5,9 @@ Kafka wiring around :class:`subscribers.alerts.AlertService`:
   (the latter rebuild each package's current state for retroactive checks);
 - follow the inventory and state topics with an unassigned-group consumer from where the start read ended;
 - consume ``qwatch.transitions.v1`` in a consumer group, committing only after alerts are flushed and pushed.
-A brand-new group starts at the end of the transitions topic: history before it is covered by the retroactive
-check against current state, instead of paging people about a year of old transitions.
+A brand-new group starts exactly where the start-up read of the transitions topic ended: history before it is
+covered by the retroactive check against current state (instead of paging people about a year of old transitions),
+and a transition published while the group was still joining is matched live, not skipped.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, stop: StopFlag) -> int:
-    from qwatch.kafka_io import KafkaSource, make_consumer, read_topic
+    from qwatch.kafka_io import KafkaSource, make_consumer, read_topic, read_topic_to_end
 
     kafka, codec = rt.kafka, rt.codec
     follow_from = _end_offsets(kafka, (INVENTORY, STATE))
@@ -109,9 +110,10 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
         return [d.event for d in read_topic(kafka, codec, topic, cfg.startup_timeout) if d.event is not None]
 
     inventories = [e for e in read(INVENTORY) if isinstance(e, InventoryRecord)]
+    history, history_end = read_topic_to_end(kafka, codec, TRANSITIONS, cfg.startup_timeout)
     raised = service.start(
         inventories,
-        [e for e in read(TRANSITIONS) if isinstance(e, events.Transition)],
+        [d.event for d in history if isinstance(d.event, events.Transition)],
         [e for e in read(STATE) if isinstance(e, events.PackageStateRecord)],
         [e for e in read(ALERTS) if isinstance(e, Alert)],
     )
@@ -133,8 +135,8 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
             _drain(follow, service)
             batch = source.poll(cfg.poll_timeout)
             if not ready and source.consumer.assignment():
-                for tp in source.consumer.assignment():
-                    source.consumer.position(tp)  # fixes a new group's start at "now"
+                if _start_new_partitions(source.consumer, history_end):
+                    batch = []  # polled from "latest" before the seek: the same records come again from the seek
                 if not batch:
                     # ...and records it: uncommitted, a restart before the first transition would start at the
                     # (new) end again and never alert on what was published while it was down. With a batch in
@@ -152,6 +154,19 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
         source.close()
         follow.close()
     return 0
+
+
+def _start_new_partitions(consumer: KafkaConsumer, history_end: Mapping[TopicPartition, int]) -> bool:
+    """Seek each assigned partition the group has never committed to where the start-up read ended (the
+    beginning, for a partition that read did not see); True if any seek happened."""
+    moved = False
+    for tp in consumer.assignment():
+        if consumer.committed(tp) is None:
+            consumer.seek(tp, history_end.get(tp, 0))
+            moved = True
+        else:
+            consumer.position(tp)
+    return moved
 
 
 def _end_offsets(kafka: KafkaConfig, topics: tuple[str, ...]) -> dict[TopicPartition, int]:

@@ -205,3 +205,55 @@ def _gate_uses_processor_state(bootstrap: str, pypi: FakePyPI) -> None:
     assert [(f["package"], f["reason"], f["source"]) for f in doc["findings"]] == [
         ("delta", "quarantined", "processor")
     ]
+
+
+@pytest.mark.kafka
+def test_a_new_group_starts_where_the_start_read_ended_and_skips_nothing(
+    fresh_broker: Callable[[], LocalBroker], codec: Codec
+) -> None:
+    """Transitions published between the start-up read and the group's first assignment are consumed, not skipped
+    (a "latest" start lost the demo's first quarantine alert on a loaded machine); a group that has committed
+    resumes from its commit."""
+    from test_alerts import transition
+
+    from qwatch.kafka_io import KafkaSink, make_producer, read_topic_to_end
+    from subscribers.alerts_cli import _start_new_partitions
+
+    cfg = KafkaConfig(bootstrap=fresh_broker().bootstrap)
+
+    def publish(*names: str) -> None:
+        sink = KafkaSink(make_producer(cfg), codec)
+        for name in names:
+            sink.emit(transition("QUARANTINED", name, "quarantined"))
+        sink.close()
+
+    def consume(group: str) -> tuple[bool, list[str]]:
+        consumer = make_consumer(cfg, group, TRANSITIONS, auto_offset_reset="latest")
+        try:
+            deadline = time.monotonic() + 30
+            early: list[str] = []  # what the poll that joined returned, as qwatch alerts keeps it unless it seeks
+            while not consumer.assignment() and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    early += [codec.decode(r.value).package for r in records]
+            moved = _start_new_partitions(consumer, history_end)
+            got = [] if moved else early
+            quiet_until = time.monotonic() + 3
+            while time.monotonic() < quiet_until:
+                for records in consumer.poll(timeout_ms=300).values():
+                    got += [codec.decode(r.value).package for r in records]
+            consumer.commit()
+            return moved, got
+        finally:
+            consumer.close()
+
+    publish("history-a", "history-b")
+    history, history_end = read_topic_to_end(cfg, codec, TRANSITIONS)
+    assert sorted(d.event.package for d in history) == ["history-a", "history-b"]
+    assert sum(history_end.values()) == 2
+    publish("while-joining")  # after the start read, before the group exists
+
+    moved, got = consume("alerts-new")
+    assert moved and got == ["while-joining"]
+    publish("later")
+    moved, got = consume("alerts-new")
+    assert not moved and got == ["later"]
