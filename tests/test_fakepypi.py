@@ -748,6 +748,17 @@ def test_requests_log_and_reset(pypi: FakePyPI, client: httpx.Client) -> None:
     assert pypi.requests == []
 
 
+def test_requests_log_keeps_only_the_most_recent(clock: Clock) -> None:
+    # A long `qwatch up --demo --churn` serves ~2,000 requests a minute: the log must not grow with the run.
+    pypi = FakePyPI(clock=clock, request_log_limit=3)
+    with pypi.serve() as base_url, httpx.Client(base_url=base_url, timeout=20) as http:
+        for i in range(10):
+            http.get(f"/simple/p{i}/")
+    assert pypi.requests == [("GET", f"/simple/p{i}/", 404) for i in (7, 8, 9)]
+    with pytest.raises(ValueError, match="request_log_limit"):
+        FakePyPI(request_log_limit=0)
+
+
 # --------------------------------------------------------------------------- XML-RPC
 def test_xmlrpc_changelog_and_nil(pypi: FakePyPI, client: httpx.Client) -> None:
     pypi.add_project("evil", {"0.1": ["evil-0.1.tar.gz"]})

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from qwatch import __version__, logs
 from qwatch.broker import LocalBroker, default_cache_dir
 from qwatch.broker.local import free_port
-from qwatch.codec import Codec
+from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
 from qwatch.federation import ChildMetrics
 from qwatch.render import render
@@ -167,13 +167,33 @@ def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
     return [ChildSpec(s.name, s.argv, s.env, free_port()) for s in specs]
 
 
+class TransitionTally:
+    """Decodes, prints and counts transition records, and keeps none of them: ``up --demo --churn`` prints about a
+    hundred a minute for as long as it runs, and only their number is needed (for the summary line)."""
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+        self.seen = 0
+
+    def show(self, value: bytes, offset: int, quiet: bool) -> None:
+        """Count one record and print it (unless ``quiet``); an undecodable one is reported on stderr instead."""
+        try:
+            event = self._codec.decode(value)
+        except (SchemaError, ValueError) as exc:  # SchemaError is what foreign or corrupt bytes raise
+            print(f"# undecodable transition at offset {offset}: {exc}", file=sys.stderr)
+            return
+        self.seen += 1
+        if not quiet:
+            print(render(event), flush=True)
+
+
 class TransitionPrinter:
     """Follows qwatch.transitions.v1 (read_committed) and prints each transition once, for the analyst."""
 
     def __init__(self, cfg: KafkaConfig, codec: Codec, from_beginning: bool) -> None:
         from qwatch.kafka_io import make_consumer
 
-        self._codec = codec
+        self._tally = TransitionTally(codec)
         self._consumer = make_consumer(cfg, None)
         parts = self._consumer.partitions_for_topic(TRANSITIONS) or set()
         tps = [TopicPartition(TRANSITIONS, p) for p in sorted(parts)]
@@ -182,20 +202,17 @@ class TransitionPrinter:
             self._consumer.seek_to_beginning(*tps)
         else:
             self._consumer.seek_to_end(*tps)
-        self.seen: list[Any] = []
+
+    @property
+    def seen(self) -> int:
+        """How many transitions were printed (or, with ``quiet``, would have been)."""
+        return self._tally.seen
 
     def poll(self, quiet: bool) -> None:
         """Print whatever arrived."""
         for records in self._consumer.poll(timeout_ms=200).values():
             for record in records:
-                try:
-                    event = self._codec.decode(record.value)
-                except ValueError as exc:
-                    print(f"# undecodable transition at offset {record.offset}: {exc}", file=sys.stderr)
-                    continue
-                self.seen.append(event)
-                if not quiet:
-                    print(render(event), flush=True)
+                self._tally.show(record.value, record.offset, quiet)
 
     def close(self) -> None:
         """Leave quietly."""
@@ -285,6 +302,9 @@ def run(args: argparse.Namespace) -> int:
     specs = child_specs(plan, run_dir)
     child_env = {k: v for k, v in env.items() if not k.startswith("QWATCH_METRICS_PORT")}
     child_env["QWATCH_KAFKA_BOOTSTRAP"] = cfg.bootstrap
+    # Each sweep's worker threads otherwise spread allocations over up to 8 glibc arenas per core, whose free
+    # memory RSS keeps (bench/soak.py); the same setting is in the Dockerfile.
+    child_env.setdefault("MALLOC_ARENA_MAX", "2")
     supervisor = Supervisor(specs, run_dir / "logs", child_env)
     registry = CollectorRegistry()
     registry.register(ChildMetrics({s.name: s.metrics_port for s in specs}))
@@ -312,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
             broker.stop()
         restarts = {k: v for k, v in supervisor.restarts.items() if v}
         print(
-            f"stopped. exit codes: {codes}; restarts: {restarts or 'none'}; transitions seen: {len(printer.seen)}",
+            f"stopped. exit codes: {codes}; restarts: {restarts or 'none'}; transitions seen: {printer.seen}",
             flush=True,
         )
     return 0

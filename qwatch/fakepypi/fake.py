@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,10 @@ from .server import FakeHTTPServer
 from .synthetic import SyntheticSegment
 from .timeline import start_timeline
 
+REQUEST_LOG_LIMIT = 10_000
+"""Requests the log keeps (the most recent ones): ``qwatch up --demo --churn`` serves ~2,000 a minute for hours, and
+each entry costs ~140 bytes, so an unbounded log grew the ``up`` process by ~0.25 MiB a minute."""
+
 
 class FakePyPI:
     """A local PyPI (Simple, JSON and XML-RPC APIs) whose state tests drive through method calls."""
@@ -36,20 +41,24 @@ class FakePyPI:
         xmlrpc_rate_limit: int | None = None,
         changelog_page_size: int = CHANGELOG_PAGE_SIZE,
         host: str = "127.0.0.1",
+        request_log_limit: int = REQUEST_LOG_LIMIT,
     ) -> None:
         """``clock`` returns unix seconds (journal timestamps, upload times, rate-limit window).
 
         ``xmlrpc_rate_limit`` is calls per hour per client (``None``: unlimited); ``changelog_page_size``
-        caps ``changelog_since_serial`` (Warehouse: 50 000).
+        caps ``changelog_since_serial`` (Warehouse: 50 000); ``request_log_limit`` is how many of the most recent
+        requests ``requests`` keeps.
         """
         if changelog_page_size < 1:
             raise ValueError("changelog_page_size must be >= 1")
+        if request_log_limit < 1:
+            raise ValueError("request_log_limit must be >= 1")
         self._clock: Callable[[], float] = clock or time.time
         self._lock = threading.RLock()
         self._registry = Registry(start_serial, self._clock)
         self._app = Application(self._registry, self._lock, self._clock, xmlrpc_rate_limit, changelog_page_size)
         self._faults = FaultQueue()
-        self._requests: list[tuple[str, str, int]] = []
+        self._requests: deque[tuple[str, str, int]] = deque(maxlen=request_log_limit)
         self._requests_lock = threading.Lock()
         self._host = host
         self._server: FakeHTTPServer | None = None
@@ -182,7 +191,7 @@ class FakePyPI:
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:
-        """A copy of ``(method, path, status)`` for every request served so far."""
+        """A copy of ``(method, path, status)`` per request served: the most recent ``request_log_limit``."""
         with self._requests_lock:
             return list(self._requests)
 
