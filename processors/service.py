@@ -40,7 +40,7 @@ from processors.batch import Batch
 from processors.config import ProcessorConfig
 from processors.partitions import Partition, checkpoint_metadata, parse_checkpoint
 from processors.state import PackageStateRecord
-from processors.tuning import settle_after_restore
+from processors.tuning import IdleCollector, settle_after_restore
 from qwatch import ids
 from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
@@ -102,6 +102,7 @@ class ProcessorService:
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
         self._last_lag = 0.0
+        self._idle_gc = IdleCollector()
         self.processed = 0
         self.transitions = 0
 
@@ -178,6 +179,8 @@ class ProcessorService:
                 elif self._idle_done(once, idle_exit, last_input):
                     self._measure_lag(force=True)
                     break
+                else:
+                    self._idle_gc.idle()
                 self._measure_lag()
             except Exception as exc:  # noqa: BLE001 - any failure rolls the batch back and retries it
                 logger.warning("batch failed, rolling back and retrying in %.1fs: %s", backoff, exc, exc_info=True)
