@@ -46,7 +46,10 @@ RUN groupadd --system --gid 10001 qwatch \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin qwatch
 
+# MALLOC_ARENA_MAX=2: the PyPI sweeps' worker threads would otherwise spread allocations over up to 8 glibc arenas
+# per core, whose freed memory stays in RSS (bench/soak.py); `qwatch up` sets the same for its children.
 ENV VIRTUAL_ENV=/opt/qwatch \
+    MALLOC_ARENA_MAX=2 \
     PATH=/opt/qwatch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -263,10 +263,8 @@ class Codec:
         entry = self._by_fp.get(fp)
         if entry is None:
             raise SchemaError(f"unknown schema fingerprint {bytes(fp).hex()}")
-        body = io.BytesIO(data)
-        body.seek(10)
         try:
-            record = fastavro.schemaless_reader(body, entry.parsed, None)
+            record = fastavro.schemaless_reader(io.BytesIO(data[10:]), entry.parsed, None)
         except (ValueError, TypeError, EOFError, IndexError, UnicodeDecodeError, OverflowError) as exc:
             raise SchemaError(f"{entry.name}: corrupt body: {exc}", entry.name) from exc
         return entry.from_avro(record)
