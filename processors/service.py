@@ -113,12 +113,14 @@ class ProcessorService:
             transactional_id=self._cfg.transactional_id,
             transaction_timeout_ms=self._cfg.transaction_timeout_ms,
             client_id=f"{self._kafka.client_id}-processor-{self._cfg.instance_id}",
-            linger_ms=20,
-            batch_size=256 * 1024,
+            linger_ms=500,
+            batch_size=512 * 1024,
             max_block_ms=int(self._cfg.call_timeout_s * 1000),
             **({} if self._cfg.compression == "none" else {"compression_type": self._cfg.compression}),
         )
         producer.init_transactions()
+        for topic in (TRANSITIONS, WATCH, DEADLETTER, STATE):
+            producer.partitions_for(topic)  # metadata now, so the first transition never waits for it
         logger.info("transactional producer %s ready", self._cfg.transactional_id)
         return producer
 
@@ -447,6 +449,11 @@ class ProcessorService:
         assigned = list(consumer.assignment())
         if not assigned:
             return
-        ends = consumer.end_offsets(assigned)
+        # Like the Java client's records-lag: the high-water marks of the latest fetches, without a round trip;
+        # ListOffsets only for partitions not fetched yet.
+        ends = {tp: consumer.highwater(tp) for tp in assigned}
+        unknown = [tp for tp, end in ends.items() if end is None]
+        if unknown:
+            ends.update(consumer.end_offsets(unknown))
         lag = sum(max(0, ends[tp] - consumer.position(tp)) for tp in assigned)
         self._metrics.consumer_lag.labels(self._cfg.group_id, OBSERVATIONS).set(lag)
