@@ -7,26 +7,12 @@ import tracemalloc
 from dataclasses import replace
 
 import pytest
+from test_codec import TRANSITION as CODEC_TRANSITION
 
-from qwatch import events
 from qwatch.codec import Codec
 from qwatch.commands.up import TransitionTally
 
-TRANSITION = events.Transition(
-    event_id="e1",
-    kind="QUARANTINED",
-    ecosystem="PyPI",
-    package="churn-7",
-    severity="high",
-    version=None,
-    report_id=None,
-    before=events.PackageState(status="active", last_serial=31000002),
-    after=events.PackageState(status="quarantined", last_serial=31000003),
-    evidence=(events.Evidence("obs1", "pypi-journal", 1767323046000),),
-    upstream_time=1767323045000,
-    detected_at=1767323047000,
-    summary="churn-7 quarantined",
-)
+TRANSITION = replace(CODEC_TRANSITION, package="churn-7", summary="churn-7 quarantined")
 
 
 def test_tally_prints_and_counts(codec: Codec, capsys: pytest.CaptureFixture[str]) -> None:
