@@ -69,12 +69,17 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
+def _argv(pid: int) -> list[str]:
+    """A process's command line; empty if it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
 def _component(pid: int) -> str | None:
     """A stable name for a process of the tree, from its command line."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
+    argv = _argv(pid)
     if argv and argv[0].endswith("java"):
         return JVM
     if "qwatch" not in " ".join(argv):
@@ -93,11 +98,7 @@ def _component(pid: int) -> str | None:
 
 def heap_ceiling_mib(pid: int) -> float | None:
     """The JVM's -Xmx in MiB, from its command line."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    for arg in argv:
+    for arg in _argv(pid):
         m = XMX.match(arg)
         if m:
             return float(m.group(1)) * (1024 if m.group(2) in "gG" else 1)

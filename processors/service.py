@@ -198,25 +198,26 @@ class ProcessorService:
         return once and self._caught_up()
 
     def _caught_up(self) -> bool:
-        """Every assigned partition has been consumed to its (committed) end: ``--once`` is done."""
+        """Every assigned partition has been consumed to its end: ``--once`` is done."""
+        return self._lag() == 0
+
+    def _lag(self) -> int | None:
+        """Records between each assigned partition's position and its end; None with nothing assigned.
+
+        Like the Java client's records-lag: the ends are the high-water marks of the latest fetches (every record
+        that existed when this run began lies below them), without a round trip; ListOffsets only for partitions
+        not fetched yet."""
         consumer = self._consumer
         assert consumer is not None
-        assigned = consumer.assignment()
+        assigned = list(consumer.assignment())
         if not assigned:
-            return False
-        # The high-water marks of the fetches made since this run started answer without a round trip: every
-        # record that existed when the run began lies below them. Partitions not fetched yet need ListOffsets.
-        unknown = []
-        for tp in assigned:
-            high = consumer.highwater(tp)
-            if high is None:
-                unknown.append(tp)
-            elif consumer.position(tp) < high:
-                return False
-        if not unknown:
-            return True
-        ends = consumer.end_offsets(unknown)
-        return all(consumer.position(tp) >= ends[tp] for tp in unknown)
+            return None
+        ends = {tp: consumer.highwater(tp) for tp in assigned}
+        unknown = [tp for tp, end in ends.items() if end is None]
+        if unknown:
+            ends.update(consumer.end_offsets(unknown))
+        lag: int = sum(max(0, ends[tp] - consumer.position(tp)) for tp in assigned)
+        return lag
 
     # --- state -------------------------------------------------------------------------------------------------
     def _sync_assignment(self) -> None:
@@ -444,16 +445,6 @@ class ProcessorService:
         if not force and now - self._last_lag < self._cfg.lag_interval_s:
             return
         self._last_lag = now
-        consumer = self._consumer
-        assert consumer is not None
-        assigned = list(consumer.assignment())
-        if not assigned:
-            return
-        # Like the Java client's records-lag: the high-water marks of the latest fetches, without a round trip;
-        # ListOffsets only for partitions not fetched yet.
-        ends = {tp: consumer.highwater(tp) for tp in assigned}
-        unknown = [tp for tp, end in ends.items() if end is None]
-        if unknown:
-            ends.update(consumer.end_offsets(unknown))
-        lag = sum(max(0, ends[tp] - consumer.position(tp)) for tp in assigned)
-        self._metrics.consumer_lag.labels(self._cfg.group_id, OBSERVATIONS).set(lag)
+        lag = self._lag()
+        if lag is not None:
+            self._metrics.consumer_lag.labels(self._cfg.group_id, OBSERVATIONS).set(lag)

@@ -23,7 +23,6 @@ from kafka import KafkaConsumer, TopicPartition
 
 from qwatch import config as cfgmod
 from qwatch import events
-from qwatch.config import KafkaConfig
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 from qwatch.sinks import Delivery, PublishError
 from qwatch.topics import ALERTS, INVENTORY, STATE, TRANSITIONS
@@ -101,22 +100,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, stop: StopFlag) -> int:
-    from qwatch.kafka_io import KafkaSource, make_consumer, read_topic, read_topic_to_end
+    from qwatch.kafka_io import KafkaSource, make_consumer, read_topic_to_end
 
     kafka, codec = rt.kafka, rt.codec
-    follow_from = _end_offsets(kafka, (INVENTORY, STATE))
+    ends: dict[TopicPartition, int] = {}  # where each start-up read stopped: the follower and a new group go on there
 
     def read(topic: str) -> list[Any]:
-        return [d.event for d in read_topic(kafka, codec, topic, cfg.startup_timeout) if d.event is not None]
+        records, end = read_topic_to_end(kafka, codec, topic, cfg.startup_timeout)
+        ends.update(end)
+        return [d.event for d in records if d.event is not None]
 
     inventories = [e for e in read(INVENTORY) if isinstance(e, InventoryRecord)]
-    history, history_end = read_topic_to_end(kafka, codec, TRANSITIONS, cfg.startup_timeout)
     raised = service.start(
         inventories,
-        [d.event for d in history if isinstance(d.event, events.Transition)],
+        [e for e in read(TRANSITIONS) if isinstance(e, events.Transition)],
         [e for e in read(STATE) if isinstance(e, events.PackageStateRecord)],
         [e for e in read(ALERTS) if isinstance(e, Alert)],
     )
+    follow_from = {tp: offset for tp, offset in ends.items() if tp.topic in (INVENTORY, STATE)}
     logger.info(
         "alerts: %d inventories, %d packages in current state, %d retroactive alerts at start",
         len(service.inventories),
@@ -135,7 +136,7 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
             _drain(follow, service)
             batch = source.poll(cfg.poll_timeout)
             if not ready and source.consumer.assignment():
-                if _start_new_partitions(source.consumer, history_end):
+                if _start_new_partitions(source.consumer, ends):
                     batch = []  # polled from "latest" before the seek: the same records come again from the seek
                 if not batch:
                     # ...and records it: uncommitted, a restart before the first transition would start at the
@@ -167,18 +168,6 @@ def _start_new_partitions(consumer: KafkaConsumer, history_end: Mapping[TopicPar
         else:
             consumer.position(tp)
     return moved
-
-
-def _end_offsets(kafka: KafkaConfig, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
-    from qwatch.kafka_io import make_consumer
-
-    consumer: KafkaConsumer = make_consumer(kafka, None)
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends: Mapping[TopicPartition, int] = consumer.end_offsets(tps) if tps else {}
-        return dict(ends)
-    finally:
-        consumer.close()
 
 
 def _drain(follow: Any, service: AlertService) -> None:
