@@ -24,7 +24,9 @@ settings.register_profile("ci", max_examples=150, deadline=None, suppress_health
 settings.register_profile("nightly", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("QWATCH_HYPOTHESIS_PROFILE", "ci"))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared"
+"""A copy of the project's shared/fixtures (real lockfiles, PyPI bodies, OpenSSF history), kept in the repository so
+a clone anywhere runs the whole suite."""
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +41,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    """``../shared/fixtures``; its absence is a failure, not a skip."""
-    path = SHARED / "fixtures"
-    assert path.is_dir(), f"shared fixtures not found at {path}: clone the repo with shared/ beside it"
-    return path
+    """``tests/fixtures/shared``; its absence is a failure, not a skip."""
+    assert SHARED_FIXTURES.is_dir(), f"shared fixtures not found at {SHARED_FIXTURES}"
+    return SHARED_FIXTURES
 
 
 @pytest.fixture(scope="session")
