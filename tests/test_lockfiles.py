@@ -24,7 +24,7 @@ from subscribers.lockfiles import (
     uv,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "lockfiles"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared" / "lockfiles"
 KEYS = [
     "poetry2-python-poetry/poetry.lock",
     "uvlock-pallets-flask/uv.lock",
@@ -38,7 +38,7 @@ KIND_MAP = {"git": {"git"}, "editable": {"editable"}, "directory": {"path", "edi
 
 def _fixtures() -> Path:
     if not (FIXTURES / "EXPECTED.json").is_file():
-        pytest.fail(f"lockfile fixtures not found at {FIXTURES}; check out `shared/` beside the repository")
+        pytest.fail(f"lockfile fixtures not found at {FIXTURES}; they are part of the repository")
     return FIXTURES
 
 
