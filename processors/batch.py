@@ -67,15 +67,24 @@ class Batch:
 
     def apply(self, delivery: Delivery, states: Mapping[str, PackageStateRecord], partition: int = 0) -> None:
         """Run one record through the core against ``states`` (plus this batch's own changes)."""
-        now = self.clock()
         if delivery.error is not None:
-            self._dead(
-                delivery, "malformed-json" if delivery.topic.startswith("jsonl:") else "schema", delivery.error, now
-            )
+            reason = "malformed-json" if delivery.topic.startswith("jsonl:") else "schema"
+            self._dead(delivery, reason, delivery.error, self.clock())
             return
-        obs = delivery.event
+        self.apply_event(delivery.event, states, partition, lambda: delivery)
+
+    def apply_event(
+        self,
+        obs: object,
+        states: Mapping[str, PackageStateRecord],
+        partition: int,
+        origin: Callable[[], Delivery],
+    ) -> None:
+        """Run one decoded event through the core; ``origin`` builds the record's Delivery, only needed when it is
+        dead-lettered (the Kafka adapter's hot path builds none for the records that go through)."""
+        now = self.clock()
         if not isinstance(obs, OBSERVATION_TYPES):
-            self._dead(delivery, "unexpected-type", f"{type(obs).__name__} is not an observation", now)
+            self._dead(origin(), "unexpected-type", f"{type(obs).__name__} is not an observation", now)
             return
         key = state_key(obs.ecosystem, obs.package)
         slot = (partition, key)
@@ -83,6 +92,7 @@ class Batch:
         try:
             result = step(current, obs, now)
         except Exception as exc:  # noqa: BLE001 - a poison record must not stop the stream; it is parked instead
+            delivery = origin()
             logger.exception("processing %s failed; dead-lettered", delivery.pointer)
             self._dead(delivery, "processing", f"{type(exc).__name__}: {exc}", now)
             return
@@ -91,6 +101,11 @@ class Batch:
             self.changed[slot] = result.state
         self.transitions.extend(result.transitions)
         self.watch.extend(result.watch_requests)
+
+    def ignored(self, count: int) -> None:
+        """Count records the adapter recognized as ignorable without decoding them (``processors.prefilter``)."""
+        if count:
+            self.outcomes["ignored"] += count
 
     def _dead(self, delivery: Delivery, reason: str, error: str, now: int) -> None:
         logger.warning("dead-lettering %s: %s (%s)", delivery.pointer, reason, safe(error))

@@ -111,6 +111,10 @@ def _build(d: Draft, p: Pending, before: events.PackageState | None, after: even
     )
 
 
+DECIDING_JOURNAL_ACTIONS = frozenset(status.JOURNAL_STATUS) | frozenset(releases.JOURNAL_ACTIONS)
+"""Every journal action the core can act on; a row with any other action is ignored."""
+
+
 def _decides(obs: events.JournalEntryObserved) -> bool:
     action = obs.action.strip()
     if obs.version is None:

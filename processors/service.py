@@ -28,17 +28,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from processors import restore
 from processors.batch import Batch
 from processors.config import ProcessorConfig
+from processors.inflight import BackgroundCommit
 from processors.partitions import Partition, checkpoint_metadata, parse_checkpoint
+from processors.prefilter import JournalPrefilter
 from processors.state import PackageStateRecord
 from processors.tuning import IdleCollector, settle_after_restore
 from qwatch import ids
@@ -78,6 +81,19 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
         return out
 
 
+def _delivery(rec: Any, event: Any, error: str | None = None) -> Delivery:
+    return Delivery(event, rec.topic, rec.partition, rec.offset, rec.key, rec.value, error)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A published batch whose transaction is committing in the background."""
+
+    commit: BackgroundCommit
+    batch: Batch
+    count: int
+
+
 class ProcessorService:
     """Runs the core over ``qwatch.observations.v1`` with transactional, exactly-once output."""
 
@@ -103,6 +119,8 @@ class ProcessorService:
         self._consumer: KafkaConsumer | None = None
         self._last_lag = 0.0
         self._idle_gc = IdleCollector()
+        self._inflight: _InFlight | None = None
+        self._prefilter = JournalPrefilter(codec)
         self.processed = 0
         self.transitions = 0
 
@@ -121,6 +139,12 @@ class ProcessorService:
         producer.init_transactions()
         for topic in (TRANSITIONS, WATCH, DEADLETTER, STATE):
             producer.partitions_for(topic)  # metadata now, so the first transition never waits for it
+        # And the group coordinator, with an empty transaction: kafka-python looks it up at the first
+        # send_offsets_to_transaction and sleeps retry_backoff_ms twice on the way (~0.2 s in the first commit).
+        producer.begin_transaction()
+        group = self._cfg.group_id
+        self._bounded("send_offsets_to_transaction", lambda: producer.send_offsets_to_transaction({}, group))
+        self._bounded("commit_transaction", producer.commit_transaction)
         logger.info("transactional producer %s ready", self._cfg.transactional_id)
         return producer
 
@@ -172,16 +196,19 @@ class ProcessorService:
                 self._sync_assignment()
                 records = {tp: recs for tp, recs in polled.items() if tp.partition in self._parts}
                 if records:
-                    self._process(records)
+                    caught_up = once and self._caught_up()  # ask now rather than wait out an empty poll at the end
+                    self._process(records, checkpoint=caught_up)
                     last_input = time.monotonic()
                     backoff = self._cfg.retry_backoff_s
-                    if once and self._caught_up():  # ask now rather than wait out an empty poll after the last batch
+                    if caught_up:
+                        self._settle()
                         self._measure_lag(force=True)
                         break
-                elif self._idle_done(once, idle_exit, last_input):
-                    self._measure_lag(force=True)
-                    break
                 else:
+                    self._settle()  # nothing new: let the batch in flight land (or fail) now
+                    if self._idle_done(once, idle_exit, last_input):
+                        self._measure_lag(force=True)
+                        break
                     self._idle_gc.idle()
                 self._measure_lag()
             except Exception as exc:  # noqa: BLE001 - any failure rolls the batch back and retries it
@@ -223,15 +250,17 @@ class ProcessorService:
     def _sync_assignment(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        for p in self._listener.take():
-            self._parts.pop(p, None)
+        revoked = self._listener.take()
         assigned = {tp.partition for tp in consumer.assignment() if tp.topic == OBSERVATIONS}
+        if revoked or assigned != set(self._parts):
+            self._settle()  # restores read committed offsets and state: let the batch in flight land first
+        for p in revoked:
+            self._parts.pop(p, None)
         for p in set(self._parts) - assigned:
             del self._parts[p]
         missing = assigned - set(self._parts)
         if missing:
             self._parts.update(self._restore(missing))
-            settle_after_restore()
             self._count_packages()
             self._last_flush = time.monotonic()  # restored state is as fresh as a checkpoint: the interval restarts
 
@@ -257,6 +286,7 @@ class ProcessorService:
                 )
                 replayed += nxt - part.checkpoint
             parts[p] = part
+        settle_after_restore()
         logger.info(
             "restored %d package states for partitions %s (replayed %d records) in %.1fs",
             sum(len(x.states) for x in parts.values()),
@@ -275,27 +305,37 @@ class ProcessorService:
         return any(x.unflushed >= self._cfg.state_max_replay for x in self._parts.values())
 
     # --- one transaction ---------------------------------------------------------------------------------------
-    def _process(self, records: dict[TopicPartition, list[Any]]) -> None:
+    def _process(self, records: dict[TopicPartition, list[Any]], checkpoint: bool = False) -> None:
+        """One batch: through the core, then published in one transaction (with every changed state when a
+        checkpoint is due, or when ``checkpoint``: the last batch of ``--once``, which then needs no final one)."""
         batch = Batch(self._clock)
         ends: dict[int, int] = {}
-        count = 0
+        count = skipped = 0
+        ignorable = self._prefilter.ignorable
         for tp, recs in records.items():
-            part = self._parts[tp.partition]
+            p = tp.partition
+            part = self._parts[p]
             if part.checkpoint is None:
                 part.checkpoint = recs[0].offset  # nothing committed yet: the state read reflects where we start
             states = part.states
             for rec in recs:
-                batch.apply(self._decode(rec), states, tp.partition)
-                count += 1
-            ends[tp.partition] = recs[-1].offset + 1
-        self._commit(batch, ends, flush=self._flush_due())
-        self.processed += count
-        self.transitions += len(batch.transitions)
-        if batch.transitions:
-            logger.info("committed %d observations, %d transitions", count, len(batch.transitions))
+                if ignorable(rec.value):
+                    skipped += 1
+                    continue
+                event, error = self._decode(rec.value)
+                if error is None:
+                    batch.apply_event(event, states, p, partial(_delivery, rec, event))
+                else:
+                    batch.apply(_delivery(rec, None, error), states, p)
+            count += len(recs)
+            ends[p] = recs[-1].offset + 1
+        batch.ignored(skipped)
+        self._commit(batch, ends, flush=checkpoint or self._flush_due(), count=count)
 
-    def _commit(self, batch: Batch, ends: dict[int, int], flush: bool) -> None:
-        """Publish a batch (and, if ``flush``, every dirty state) with the offsets in one transaction."""
+    def _commit(self, batch: Batch, ends: dict[int, int], flush: bool, count: int = 0) -> None:
+        """Publish a batch (and, if ``flush``, every dirty state) with the offsets in one transaction, which commits
+        in the background (``processors.inflight``) while the next batch is consumed."""
+        self._settle()  # one transaction at a time
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         changed: dict[int, dict[str, PackageStateRecord]] = {}
@@ -323,19 +363,20 @@ class ProcessorService:
             offsets[TopicPartition(OBSERVATIONS, p)] = OffsetAndMetadata(
                 position, checkpoint_metadata(checkpoints[p]), -1
             )
-        producer.flush(timeout=self._cfg.call_timeout_s)
-        failed = [f for f in futures if not f.is_done or f.failed()]
-        if failed:
-            raise KafkaError(f"{len(failed)} of {len(futures)} sends failed: {failed[0].exception}")
-        if self._cfg.test_commit_delay_ms:
-            time.sleep(self._cfg.test_commit_delay_ms / 1000)
-        if offsets:
-            metadata = consumer.group_metadata()
-            self._bounded(
-                "send_offsets_to_transaction", lambda: producer.send_offsets_to_transaction(offsets, metadata)
-            )
-        self._bounded("commit_transaction", producer.commit_transaction)
-        # Committed: only now does the batch become the state the next batch builds on.
+        self._inflight = _InFlight(
+            BackgroundCommit(
+                producer,
+                futures,
+                offsets,
+                consumer.group_metadata() if offsets else None,
+                self._cfg.call_timeout_s,
+                self._cfg.test_commit_delay_ms / 1000,
+            ),
+            batch,
+            count,
+        )
+        # The next batch builds on this one before its commit is known. If the commit fails, _recover drops all of
+        # this and rebuilds it from Kafka before anything else is published.
         for p, fresh in changed.items():
             self._parts[p].states.update(fresh)
             self._parts[p].dirty.update(fresh)
@@ -346,27 +387,45 @@ class ProcessorService:
                 part.dirty.clear()
         if flush:
             self._last_flush = time.monotonic()
+
+    def _settle(self) -> None:
+        """Wait for the transaction in flight; only once it is committed does its batch count (metrics, logs)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        inflight.commit.wait()
+        batch = inflight.batch
+        self.processed += inflight.count
+        self.transitions += len(batch.transitions)
         batch.record(self._metrics)
         self._count_packages()
+        if batch.transitions:
+            logger.info("committed %d observations, %d transitions", inflight.count, len(batch.transitions))
 
     def _final_flush(self) -> None:
         """Checkpoint everything at a clean exit, so the next start replays nothing. Failing here loses nothing:
-        the next start replays from the last checkpoint."""
+        the next start replays from the last committed offset and checkpoint."""
+        try:
+            self._settle()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.warning("the last batch did not commit (the next start processes it again): %s", exc)
+            return
         if not any(x.dirty for x in self._parts.values()):
             return
         try:
             self._commit(Batch(self._clock), {}, flush=True)
+            self._settle()
         except Exception as exc:  # noqa: BLE001 - see the docstring
             logger.warning("final state checkpoint failed (the next start replays instead): %s", exc)
 
-    def _decode(self, rec: Any) -> Delivery:
+    def _decode(self, value: bytes | None) -> tuple[Any, str | None]:
+        """(event, None), or (None, why it cannot be used)."""
+        if value is None:
+            return None, "empty record"
         try:
-            event = self._codec.decode(rec.value) if rec.value is not None else None
+            return self._codec.decode(value), None
         except SchemaError as exc:
-            return Delivery(None, rec.topic, rec.partition, rec.offset, rec.key, rec.value, str(exc))
-        if event is None:
-            return Delivery(None, rec.topic, rec.partition, rec.offset, rec.key, rec.value, "empty record")
-        return Delivery(event, rec.topic, rec.partition, rec.offset, rec.key, rec.value)
+            return None, str(exc)
 
     def _send(self, producer: KafkaProducer, topic: str, event: object, partition: int | None = None) -> Any:
         headers = self._codec.kafka_headers(event)
@@ -380,6 +439,12 @@ class ProcessorService:
         Runs before the next poll; if it fails (the broker is still away) the loop backs off and runs it again,
         so no record is consumed from a position that was not committed.
         """
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            try:
+                inflight.commit.wait()  # whatever it did, the rebuild below reads it from Kafka
+            except Exception as exc:  # noqa: BLE001 - the batch is redone either way
+                logger.info("the transaction in flight did not commit: %s", exc)
         try:
             producer = self._producer
             assert producer is not None
