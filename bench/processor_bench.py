@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             entry["e2e"] = e2e
             print(
                 f"[{name}] e2e: processor {e2e['processor_per_s']:,}/s vs raw consume {e2e['raw_consume_per_s']:,}/s"
-                f" = {e2e['ratio']}x (target >= {RATIO_TARGET}x); full replay {e2e['replay_per_s']:,}/s = {e2e['replay_ratio']}x; produce "
-                f"{e2e['produce_per_s']:,}/s"
+                f" = {e2e['ratio']}x (target >= {RATIO_TARGET}x); full replay {e2e['replay_per_s']:,}/s ="
+                f" {e2e['replay_ratio']}x; produce {e2e['produce_per_s']:,}/s"
             )
         result[name] = entry
     OUT.parent.mkdir(parents=True, exist_ok=True)

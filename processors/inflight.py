@@ -56,7 +56,9 @@ class BackgroundCommit:
             self._producer.flush(timeout=self._call_timeout_s)
             failed = [f for f in self._futures if not f.is_done or f.failed()]
             if failed:
-                raise KafkaError(f"{len(failed)} of {len(self._futures)} sends failed: {failed[0].exception}")
+                errors = [f.exception for f in failed if f.is_done]
+                why = errors[0] if errors else "not acknowledged when the flush returned"
+                raise KafkaError(f"{len(failed)} of {len(self._futures)} sends failed: {why}")
             if self._delay_s:
                 time.sleep(self._delay_s)
             if self._offsets:

@@ -14,6 +14,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from processors.batch import Batch
+from processors.prefilter import JournalPrefilter
 from processors.state import PackageStateRecord, state_key
 from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
@@ -95,7 +96,10 @@ def replay(
     """
     records = _read(kafka, OBSERVATIONS, {partition: start}, {partition: end}, deadline)[partition]
     batch = Batch(clock)
+    ignorable = JournalPrefilter(codec).ignorable
     for rec in records:
+        if ignorable(rec.value):
+            continue  # a journal row the core ignores, as when it was first processed
         try:
             event = codec.decode(rec.value) if rec.value is not None else None
         except SchemaError:

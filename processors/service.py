@@ -214,6 +214,9 @@ class ProcessorService:
             except Exception as exc:  # noqa: BLE001 - any failure rolls the batch back and retries it
                 logger.warning("batch failed, rolling back and retrying in %.1fs: %s", backoff, exc, exc_info=True)
                 rewind = True
+                # The in-memory state may run ahead of what committed (processors.inflight): drop it now, so that
+                # not even a stop during the back-off can checkpoint it (_final_flush); _recover rebuilds it.
+                self._parts.clear()
                 if self._stop.wait(backoff):
                     break
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
