@@ -19,6 +19,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from qwatch import events
+from qwatch.avro_encoder import Encoder, compile_encoder
 from schemas import SCHEMA_DIR
 
 MAGIC = b"\xc3\x01"
@@ -191,6 +192,7 @@ class _Entry:
     from_avro: _Plan
     header: bytes
     kafka_headers: list[tuple[str, bytes]]
+    encoder: Encoder | None
 
 
 class Codec:
@@ -216,6 +218,7 @@ class Codec:
                 _compiled_builder(cls),
                 MAGIC + fp,
                 [(SCHEMA_HEADER, name.encode())],
+                compile_encoder(parsed),
             )
             self._by_name[name] = entry
             self._by_cls[cls] = entry
@@ -245,8 +248,17 @@ class Codec:
             raise SchemaError(f"no schema registered for {type(event).__name__}") from None
 
     def encode(self, event: object) -> bytes:
-        """Single-object encode; a value that breaks the schema is a SchemaError, never a crash."""
+        """Single-object encode; a value that breaks the schema is a SchemaError, never a crash.
+
+        Through the type's generated encoder (``qwatch.avro_encoder``) when it has one, else through fastavro."""
         entry = self._entry_for(event)
+        if entry.encoder is not None:
+            out = bytearray(entry.header)
+            try:
+                entry.encoder(event, out)
+            except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+                raise SchemaError(f"{entry.name}: {exc}", entry.name) from exc
+            return bytes(out)
         buf = io.BytesIO(entry.header)
         buf.seek(10)
         try:

@@ -100,6 +100,9 @@ def test_values_that_break_the_schema_are_schema_errors(codec: Codec) -> None:
     bad = events.Cursor(component="x", value=None, updated_at=1)  # type: ignore[arg-type]
     with pytest.raises(SchemaError):
         codec.encode(bad)
+    for updated_at in (2**63, "soon", 1.5, True):  # out of range, or not an int (a bool is not an Avro long)
+        with pytest.raises(SchemaError, match="Cursor"):
+            codec.encode(events.Cursor(component="x", value="v", updated_at=updated_at))  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="unknown event type"):
         codec.from_json_dict({"type": "Nope"})
     with pytest.raises(SchemaError, match="missing field"):
