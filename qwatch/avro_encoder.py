@@ -13,6 +13,7 @@ fastavro stays the reference: tests/test_avro_encoder.py checks that both write 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,8 @@ class _Generator:
         self.functions[name] = fn
         lines = [f"def {fn}(o, w):"]
         for field in schema["fields"]:
+            if not _NAME.fullmatch(field["name"]):  # the Avro spec's name rule, which also keeps the source safe
+                raise Unsupported(f"field name {field['name']!r}")
             lines += self.value(field["type"], f"o.{field['name']}", 1)
         if len(lines) == 1:
             lines.append("    pass")
@@ -142,6 +145,7 @@ class _Generator:
 
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "string", "bytes"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def compile_encoder(parsed_schema: Any) -> Encoder | None:

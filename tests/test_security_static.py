@@ -45,8 +45,9 @@ PROCESS_CALLS = {
     "subprocess.check_call",
     "subprocess.check_output",
 }
-EXEC_ALLOWED = {"qwatch/codec.py"}
-"""``exec`` builds the codec's decoders from our own dataclass field names at start-up; nothing else may."""
+EXEC_ALLOWED = {"qwatch/codec.py", "qwatch/avro_encoder.py"}
+"""``exec`` builds the codec's decoders from our own dataclass field names, and its encoders from our own ``.avsc``
+files (field names checked against Avro's name rule), at start-up; nothing else may."""
 
 
 def _python_scripts() -> list[Path]:
