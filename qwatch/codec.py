@@ -1,8 +1,10 @@
 """Avro single-object encoding for qwatch events, so any Avro consumer can resolve the schema from the bytes.
 
 Wire format (Avro spec, "Single-object encoding"): ``C3 01``, the 8-byte little-endian CRC-64-AVRO fingerprint of
-the schema's Parsing Canonical Form, then the schemaless Avro body. Each schema is parsed once; each dataclass gets a
-precomputed conversion plan so the per-record overhead over raw fastavro stays small (see bench/codec_bench.py).
+the schema's Parsing Canonical Form, then the schemaless Avro body. Each schema is parsed once. Records are written
+and read by code generated from the schema for its dataclass (``qwatch.avro_encoder``, ``qwatch.avro_decoder``),
+faster than raw fastavro on dicts (bench/codec_bench.py); fastavro remains the fallback for a schema the generators
+do not handle, the JSONL validator, and the reference both are tested against (``Codec(generated=False)``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from qwatch import events
+from qwatch.avro_decoder import Decoder, compile_decoder
 from qwatch.avro_encoder import Encoder, compile_encoder
 from schemas import SCHEMA_DIR
 
@@ -193,12 +196,17 @@ class _Entry:
     header: bytes
     kafka_headers: list[tuple[str, bytes]]
     encoder: Encoder | None
+    decoder: Decoder | None
 
 
 class Codec:
     """Encodes and decodes every registered event type; built once per process and shared."""
 
-    def __init__(self, types: Iterable[type] | None = None, schema_dir: Path = SCHEMA_DIR) -> None:
+    def __init__(
+        self, types: Iterable[type] | None = None, schema_dir: Path = SCHEMA_DIR, generated: bool = True
+    ) -> None:
+        """``generated=False`` encodes and decodes through fastavro only: the reference the generated code is
+        tested against (tests/test_fuzz_codec.py), and the baseline of bench/codec_bench.py."""
         self._by_name: dict[str, _Entry] = {}
         self._by_cls: dict[type, _Entry] = {}
         self._by_fp: dict[bytes, _Entry] = {}
@@ -218,7 +226,8 @@ class Codec:
                 _compiled_builder(cls),
                 MAGIC + fp,
                 [(SCHEMA_HEADER, name.encode())],
-                compile_encoder(parsed),
+                compile_encoder(parsed) if generated else None,
+                compile_decoder(parsed, cls) if generated else None,
             )
             self._by_name[name] = entry
             self._by_cls[cls] = entry
@@ -276,6 +285,8 @@ class Codec:
         if entry is None:
             raise SchemaError(f"unknown schema fingerprint {bytes(fp).hex()}")
         try:
+            if entry.decoder is not None:
+                return entry.decoder(data if type(data) is bytes else bytes(data), 10)
             record = fastavro.schemaless_reader(io.BytesIO(data[10:]), entry.parsed, None)
         except (ValueError, TypeError, EOFError, IndexError, UnicodeDecodeError, OverflowError) as exc:
             raise SchemaError(f"{entry.name}: corrupt body: {exc}", entry.name) from exc
