@@ -23,6 +23,7 @@ from processors.state import (
     StatusPoint,
 )
 from qwatch import events, ids
+from qwatch.frozen import fast_init
 
 SOURCE = "processor"
 """The ``source`` the processor puts in its own ids and watch requests."""
@@ -31,6 +32,7 @@ OUTCOME_RANK = {"ignored": 0, "duplicate": 1, "stale": 2, "evidence": 3, "applie
 """Observation outcomes (the ``outcome`` metric label); a step reports the strongest that applied."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A transition decided during a step; built into a Transition once the step's final state is known."""

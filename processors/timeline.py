@@ -28,7 +28,6 @@ fact is inserted at its position and the transitions are derived from the runs (
 from __future__ import annotations
 
 from collections.abc import Callable, Container
-from dataclasses import replace
 from typing import NamedTuple
 
 from processors.kinds import K_CLEARED, Step, steps_between
@@ -111,7 +110,7 @@ def _anchor(p: StatusPoint, points: list[StatusPoint]) -> int:
 def _reanchor(points: list[StatusPoint]) -> list[StatusPoint]:
     if not any(p.rank == FLOATING_RANK for p in points):
         return points
-    out = [replace(p, serial=_anchor(p, points)) if p.rank == FLOATING_RANK else p for p in points]
+    out = [p.with_serial(_anchor(p, points)) if p.rank == FLOATING_RANK else p for p in points]
     out.sort(key=StatusPoint.sort_key)
     return out
 
@@ -247,7 +246,7 @@ def _derive(
         placed[run[0]].extend(assigned[r])
     for i, m in marks.orphans():
         placed[i].append(m)
-    out = [p if tuple(placed[i]) == p.marks else replace(p, marks=tuple(placed[i])) for i, p in enumerate(points)]
+    out = [p if tuple(placed[i]) == p.marks else p.with_marks(tuple(placed[i])) for i, p in enumerate(points)]
     return out, emissions, runs
 
 
@@ -293,7 +292,7 @@ def _append(
             if eid not in emitted:
                 emissions.append(Emission(s, eid, (new,)))
         if marks:
-            new = replace(new, marks=tuple(marks))
+            new = new.with_marks(tuple(marks))
         run_marks = new.marks
     kept, horizon = _evict([*points, new], horizon)
     return Inserted(tuple(kept), horizon, tuple(emissions), run_marks, "new")
@@ -310,7 +309,7 @@ def _try_append(
     if new.at < newest_floating:
         return None
     if new.rank == FLOATING_RANK:
-        new = replace(new, serial=_anchor(new, list(points)))
+        new = new.with_serial(_anchor(new, list(points)))
     last = points[-1]
     if new.serial < last.serial or (new.serial == last.serial and new.sort_key() <= last.sort_key()):
         return None
@@ -336,7 +335,7 @@ def insert(
         return Inserted(points, horizon, (), (), "duplicate")
     work = list(points)
     if new.rank == FLOATING_RANK:
-        new = replace(new, serial=_anchor(new, work))
+        new = new.with_serial(_anchor(new, work))
         if horizon is not None and new.serial < 0:
             return Inserted(points, horizon, (), (), "stale")
     work.append(new)

@@ -18,6 +18,7 @@ from processors.state import ReleaseRecord as ReleaseRecord
 from processors.state import ReportRecord as ReportRecord
 from processors.state import Sighting as Sighting
 from processors.state import StatusPoint as StatusPoint
+from qwatch.frozen import fast_init
 from subscribers.records import Alert as Alert
 from subscribers.records import InventoryPackage as InventoryPackage
 from subscribers.records import InventoryRecord as InventoryRecord
@@ -26,6 +27,7 @@ OBSERVATION_SOURCES = ("openssf", "pypi-simple", "pypi-json", "pypi-journal")
 """Sources whose events are observations, consumed by the processor."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReportObserved:
     """One change to one OpenSSF report; the unit the processor joins with PyPI signals."""
@@ -52,6 +54,7 @@ class ReportObserved:
     path: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProjectStatusObserved:
     """A fetched project page: the authoritative PEP 792 status and the installable versions."""
@@ -70,6 +73,7 @@ class ProjectStatusObserved:
     http_status: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class IndexMembershipObserved:
     """A root-index membership change; only a hint, because CDN copies of the root lag by up to a day."""
@@ -86,6 +90,7 @@ class IndexMembershipObserved:
     index_serial: int | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class JournalEntryObserved:
     """A PyPI journal row: the only timestamped record of quarantine, clearance and removal."""
@@ -104,6 +109,7 @@ class JournalEntryObserved:
     name: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReleaseInfo:
     """One release as the JSON API lists it; first upload time drives the soak window."""
@@ -115,6 +121,7 @@ class ReleaseInfo:
     yanked_reason: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReleasesObserved:
     """The JSON API's view of a project's releases; a 404 here is ambiguous on its own."""
@@ -131,6 +138,7 @@ class ReleasesObserved:
     releases: tuple[ReleaseInfo, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class WatchRequest:
     """Asks the PyPI ingestors to look at a package now; closes the loop from processor back to fetchers."""
@@ -146,6 +154,7 @@ class WatchRequest:
     urgent: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """Bad input, parked with its reason, so a failure is visible and replayable instead of silent."""
@@ -163,6 +172,7 @@ class DeadLetter:
     payload: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """An ingestor's position upstream, stored only after the events it covers were acknowledged."""
@@ -174,6 +184,7 @@ class Cursor:
     upstream_time: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PackageState:
     """What a subscriber needs to know about a package at one moment (the before/after of a transition)."""
@@ -188,6 +199,7 @@ class PackageState:
     withdrawn_reports: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """One observation a transition rests on, so an analyst can trace a verdict back to upstream."""
@@ -198,6 +210,7 @@ class Evidence:
     observed_at: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Transition:
     """A real change of package state, emitted exactly once; the product subscribers pay attention to."""

@@ -2,7 +2,8 @@
 
 Mirrored field by field by ``schemas/InventoryRecord.avsc`` and ``schemas/Alert.avsc`` (the parity test walks
 ``qwatch.events``, which re-exports these). Frozen and tuple-based like every event, because the ids are computed
-from their content. This module imports nothing from ``qwatch`` at import time: ``qwatch.events`` imports it.
+from their content. This module imports nothing from ``qwatch`` at import time but ``qwatch.frozen`` (which
+imports nothing itself): ``qwatch.events`` imports it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from qwatch.frozen import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class InventoryPackage:
     """One locked package, reduced to what matching and the dependency path need."""
@@ -25,6 +29,7 @@ class InventoryPackage:
     groups: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class InventoryRecord:
     """A registered lockfile; the newest record per project on the compacted topic is the truth."""
@@ -66,6 +71,7 @@ class InventoryRecord:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A transition matched to a registered inventory, with the dependency path a developer can act on."""
