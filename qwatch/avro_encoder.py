@@ -50,7 +50,7 @@ class Unsupported(Exception):
 
 class _Generator:
     def __init__(self) -> None:
-        self.env: dict[str, Any] = {"L": zigzag_varint}
+        self.env: dict[str, Any] = {"L": zigzag_varint, "S": _SMALL}
         self.functions: dict[str, str] = {}
         self.sources: list[str] = []
         self._tmp = 0
@@ -90,7 +90,7 @@ class _Generator:
             return [
                 f"{pad}{v} = {expr}",
                 f"{pad}if {v}:",
-                f"{pad}    w += L(len({v}))",
+                *self._length(f"len({v})", pad + "    "),
                 f"{pad}    for {x} in {v}:",
                 *self.value(schema["items"], x, depth + 2),
                 f"{pad}w += b'\\x00'",
@@ -117,17 +117,27 @@ class _Generator:
             low, high = (-(1 << 31), (1 << 31) - 1) if kind == "int" else (-(1 << 63), (1 << 63) - 1)
             return [
                 f"{pad}{v} = {expr}",
-                f"{pad}if {v}.__class__ is not int or not {low} <= {v} <= {high}:",
+                f"{pad}if {v}.__class__ is not int:",
                 f"{pad}    raise TypeError(f'expected an Avro {kind}, got {{{v}!r}}')",
-                f"{pad}w += L({v})",
+                f"{pad}if 0 <= {v} < {len(_SMALL)}:",
+                f"{pad}    w += S[{v}]",
+                f"{pad}elif {low} <= {v} <= {high}:",
+                f"{pad}    w += L({v})",
+                f"{pad}else:",
+                f"{pad}    raise TypeError(f'expected an Avro {kind}, got {{{v}!r}}')",
             ]
         if kind == "string":
-            return [f"{pad}{v} = {expr}.encode()", f"{pad}w += L(len({v}))", f"{pad}w += {v}"]
+            return [f"{pad}{v} = {expr}.encode()", *self._length(f"len({v})", pad), f"{pad}w += {v}"]
         if kind == "bytes":
-            return [f"{pad}{v} = bytes({expr})", f"{pad}w += L(len({v}))", f"{pad}w += {v}"]
+            return [f"{pad}{v} = bytes({expr})", *self._length(f"len({v})", pad), f"{pad}w += {v}"]
         if kind in self.functions:  # a named record defined earlier in the schema
             return [f"{pad}{self.functions[kind]}({expr}, w)"]
         raise Unsupported(f"type {kind!r}")
+
+    def _length(self, expr: str, pad: str) -> list[str]:
+        """A length or count (never negative): a table lookup in line for the usual sizes, no call."""
+        n = self._var()
+        return [f"{pad}{n} = {expr}", f"{pad}w += S[{n}] if {n} < {len(_SMALL)} else L({n})"]
 
     def _union(self, branches: list[Any], expr: str, depth: int) -> list[str]:
         if len(branches) != 2 or branches[0] != "null":
