@@ -12,12 +12,15 @@ from datetime import UTC, datetime
 
 
 def event_id(source: str, *key: object) -> str:
-    """Hash the source and the natural key into a 32-hex-digit id; None and ints are spelled unambiguously."""
-    h = hashlib.sha256(source.encode())
-    for part in key:
-        h.update(b"\x1f")
-        h.update(repr(part).encode() if not isinstance(part, str) else part.encode())
-    return h.hexdigest()[:32]
+    """Hash the source and the natural key into a 32-hex-digit id; None and ints are spelled unambiguously.
+
+    The parts are joined with the unit separator and hashed once; the same bytes as hashing them one by one, so
+    the ids never change (they are on the wire and in the state topic)."""
+    parts = [source, *(part if isinstance(part, str) else repr(part) for part in key)]
+    return _sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+_sha256 = hashlib.sha256
 
 
 def now_ms() -> int:
