@@ -47,7 +47,7 @@ from processors.tuning import IdleCollector, settle_after_restore
 from qwatch import ids
 from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import make_consumer, make_producer
+from qwatch.kafka_io import TransactionalAppender, make_consumer, make_producer
 from qwatch.metrics import Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import Delivery
@@ -116,6 +116,7 @@ class ProcessorService:
         self._parts: dict[int, Partition] = {}
         self._last_flush = time.monotonic()
         self._producer: KafkaProducer | None = None
+        self._appender: TransactionalAppender | None = None
         self._consumer: KafkaConsumer | None = None
         self._last_lag = 0.0
         self._idle_gc = IdleCollector()
@@ -132,11 +133,12 @@ class ProcessorService:
             transaction_timeout_ms=self._cfg.transaction_timeout_ms,
             client_id=f"{self._kafka.client_id}-processor-{self._cfg.instance_id}",
             linger_ms=500,
-            batch_size=512 * 1024,
+            batch_size=1024 * 1024,
             max_block_ms=int(self._cfg.call_timeout_s * 1000),
             **({} if self._cfg.compression == "none" else {"compression_type": self._cfg.compression}),
         )
         producer.init_transactions()
+        self._appender = TransactionalAppender(producer)
         for topic in (TRANSITIONS, WATCH, DEADLETTER, STATE):
             producer.partitions_for(topic)  # metadata now, so the first transition never waits for it
         # And the group coordinator, with an empty transaction: kafka-python looks it up at the first
@@ -346,9 +348,9 @@ class ProcessorService:
             changed.setdefault(p, {})[key] = state
         flushing = {p for p, x in self._parts.items() if x.dirty or p in changed} if flush else set()
         producer.begin_transaction()
-        futures = [self._send(producer, TRANSITIONS, t) for t in batch.transitions]
-        futures += [self._send(producer, WATCH, w) for w in batch.watch]
-        futures += [self._send(producer, DEADLETTER, d) for d in batch.deadletters]
+        futures = [self._send(TRANSITIONS, t) for t in batch.transitions]
+        futures += [self._send(WATCH, w) for w in batch.watch]
+        futures += [self._send(DEADLETTER, d) for d in batch.deadletters]
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         checkpoints: dict[int, int] = {}
         for p in set(ends) | flushing:
@@ -359,7 +361,7 @@ class ProcessorService:
             if p in flushing:
                 fresh = changed.get(p, {})
                 for key in part.dirty | set(fresh):
-                    futures.append(self._send(producer, STATE, fresh.get(key) or part.states[key], partition=p))
+                    futures.append(self._send(STATE, fresh.get(key) or part.states[key], partition=p))
                 checkpoints[p] = position
             else:
                 checkpoints[p] = part.checkpoint if part.checkpoint is not None else position
@@ -430,10 +432,12 @@ class ProcessorService:
         except SchemaError as exc:
             return None, str(exc)
 
-    def _send(self, producer: KafkaProducer, topic: str, event: object, partition: int | None = None) -> Any:
-        headers = self._codec.kafka_headers(event)
-        value = self._codec.encode(event)
-        return producer.send(topic, key=key_of(event), value=value, headers=headers, partition=partition)
+    def _send(self, topic: str, event: object, partition: int | None = None) -> Any:
+        appender = self._appender
+        assert appender is not None
+        return appender.send(
+            topic, key_of(event), self._codec.encode(event), self._codec.kafka_headers(event), partition
+        )
 
     # --- recovery and lag --------------------------------------------------------------------------------------
     def _recover(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
@@ -110,6 +111,85 @@ def _single_node(admin: KafkaAdminClient) -> bool:
         return len(admin.describe_cluster().get("brokers", [])) < 3
     except KafkaError:
         return True
+
+
+class TransactionalAppender:
+    """``producer.send`` for a transactional producer's hot path: the same records in the same batches, a third
+    less of the client's per-record Python.
+
+    ``KafkaProducer.send`` re-validates every record (headers, types, size estimate, partition set), formats the
+    producer's ``repr`` for a debug line even when debug is off, and its default partitioner sorts the partition set
+    and murmur2-hashes the key in pure Python for every record. The processor sends one record per transition,
+    watch request and checkpointed state, built by its own codec with one shared header list per type, to topics
+    whose metadata it fetched at start; for it that overhead was most of ``send`` (bench/processor_bench.py). Here
+    the partition is the default partitioner's choice (murmur2 of the key over the sorted partitions, with the hash
+    remembered per key), and the record goes through the producer's own transaction bookkeeping and accumulator.
+
+    It reaches into kafka-python's producer internals (accumulator, transaction manager, sender), so it checks at
+    construction that they are there and that the producer is transactional with the default partitioner, and
+    otherwise every call is a plain ``send``; so is a call for a topic without metadata yet, or an oversized record
+    (``send`` then waits or raises as usual). tests/test_processor_kafka.py checks on the real broker that committed
+    and aborted transactions behave the same through it.
+    """
+
+    MAX_KEYS = 65_536
+    """Key hashes remembered (package keys recur: one package's transitions and states share one key)."""
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self._producer = producer
+        accumulator: Any = getattr(producer, "_accumulator", None)
+        transactions: Any = getattr(producer, "_transaction_manager", None)
+        sender: Any = getattr(producer, "_sender", None)
+        metadata: Any = getattr(producer, "_metadata", None)
+        self.fast = (
+            callable(getattr(accumulator, "append", None))
+            and callable(getattr(transactions, "maybe_add_partition_to_transaction", None))
+            and callable(getattr(sender, "wakeup", None))
+            and callable(getattr(metadata, "partitions_for_topic", None))
+            and bool(producer.config.get("transactional_id"))
+            and type(producer.config.get("partitioner")) is DefaultPartitioner
+            and producer.config.get("key_serializer") is None
+            and producer.config.get("value_serializer") is None
+        )
+        self._accumulator, self._transactions, self._sender, self._metadata = (
+            accumulator,
+            transactions,
+            sender,
+            metadata,
+        )
+        self._max_size = int(producer.config.get("max_request_size", 1_048_576)) - 1024  # headroom for framing
+        self._hashes: dict[bytes, int] = {}
+        self._partitions: dict[str, tuple[frozenset[int], list[int]]] = {}
+        self._tps: dict[tuple[str, int], TopicPartition] = {}
+
+    def send(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]], partition: int | None = None
+    ) -> Any:
+        """Like ``producer.send(topic, key=key, value=value, headers=headers, partition=partition)``."""
+        known = self._metadata.partitions_for_topic(topic) if self.fast else None
+        if not known or len(key) + len(value) > self._max_size:
+            return self._producer.send(topic, key=key, value=value, headers=headers, partition=partition)
+        cached = self._partitions.get(topic)
+        if cached is None or cached[0] != known:
+            cached = self._partitions[topic] = (frozenset(known), sorted(known))
+        if partition is None:
+            h = self._hashes.get(key)
+            if h is None:
+                if len(self._hashes) >= self.MAX_KEYS:
+                    self._hashes.clear()
+                h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+            ordered = cached[1]
+            partition = ordered[h % len(ordered)]
+        elif partition not in cached[0]:
+            raise ValueError(f"unknown partition {partition} of {topic}")
+        tp = self._tps.get((topic, partition))
+        if tp is None:
+            tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
+        self._transactions.maybe_add_partition_to_transaction(tp)
+        future, full, created, _ = self._accumulator.append(tp, None, key, value, headers)
+        if full or created:
+            self._sender.wakeup()
+        return future
 
 
 class KafkaSink:

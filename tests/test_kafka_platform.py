@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.partitioner.default import murmur2
 
 from qwatch import events, topics
 from qwatch.broker import LocalBroker
@@ -17,6 +19,7 @@ from qwatch.ids import event_id, now_ms
 from qwatch.kafka_io import (
     KafkaSink,
     KafkaSource,
+    TransactionalAppender,
     create_topics,
     make_admin,
     make_consumer,
@@ -164,3 +167,66 @@ def test_broker_outage_mid_batch_loses_nothing_and_holds_the_cursor(
     # At-least-once: every event is there; replays are possible and carry the same deterministic id.
     assert {e.event_id for e in first + second} == set(ids)
     assert len(ids) >= 2000
+
+
+def _read_committed(cfg: KafkaConfig, topic: str) -> list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]]:
+    consumer = make_consumer(cfg, None)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out: list[tuple[int, bytes, bytes, list[tuple[str, bytes]]]] = []
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            for recs in consumer.poll(timeout_ms=500).values():
+                out.extend((r.partition, r.key, r.value, list(r.headers)) for r in recs)
+        return out
+    finally:
+        consumer.close()
+
+
+def test_transactional_appender_places_records_as_send_does(
+    kafka_cfg: KafkaConfig, topic_factory: Callable[..., str]
+) -> None:
+    """Through the appender's own path (not its fallback): the default partitioner's partition for every key, an
+    explicit partition kept, the schema header kept, and aborted records invisible to read_committed readers."""
+    topic = topic_factory(partitions=6)
+    producer = make_producer(kafka_cfg, transactional_id=f"appender-{topic}")
+    try:
+        producer.init_transactions()
+        producer.partitions_for(topic)
+        appender = TransactionalAppender(producer)
+        assert appender.fast, "kafka-python's internals changed: the appender only falls back to send()"
+        keys = [f"PyPI:pkg-{i}".encode() for i in range(60)]
+        header = [(SCHEMA_HEADER, b"Transition")]
+        producer.begin_transaction()
+        for key in keys:
+            appender.send(topic, key, b"committed:" + key, header)
+        appender.send(topic, b"PyPI:pinned", b"committed:pinned", header, partition=5)
+        producer.commit_transaction()
+        producer.begin_transaction()
+        for key in keys[:10]:
+            appender.send(topic, key, b"aborted:" + key, header)
+        producer.flush()
+        producer.abort_transaction()
+        with pytest.raises(ValueError, match="unknown partition"):
+            appender.send(topic, b"k", b"v", header, partition=6)
+    finally:
+        producer.close(timeout=5)
+    got = _read_committed(kafka_cfg, topic)
+    assert sorted(v for _, _, v, _ in got) == sorted([b"committed:" + k for k in keys] + [b"committed:pinned"])
+    parts = sorted(range(6))
+    for partition, key, _, headers in got:
+        assert headers == header
+        if key == b"PyPI:pinned":
+            assert partition == 5
+        else:  # what KafkaProducer.send's DefaultPartitioner (and the Java client) choose
+            assert partition == parts[(murmur2(key) & 0x7FFFFFFF) % 6], (key, partition)
+
+
+def test_transactional_appender_falls_back_to_send_without_a_transaction(kafka_cfg: KafkaConfig) -> None:
+    producer = make_producer(kafka_cfg)
+    try:
+        assert not TransactionalAppender(producer).fast
+    finally:
+        producer.close(timeout=5)
