@@ -45,9 +45,10 @@ PROCESS_CALLS = {
     "subprocess.check_call",
     "subprocess.check_output",
 }
-EXEC_ALLOWED = {"qwatch/codec.py", "qwatch/avro_encoder.py"}
-"""``exec`` builds the codec's decoders from our own dataclass field names, and its encoders from our own ``.avsc``
-files (field names checked against Avro's name rule), at start-up; nothing else may."""
+EXEC_ALLOWED = {"qwatch/codec.py", "qwatch/avro_encoder.py", "qwatch/avro_decoder.py", "qwatch/frozen.py"}
+"""``exec`` builds the codec's encoders and decoders from our own ``.avsc`` files (field names checked against
+Avro's name rule) and the records' ``__init__`` from our own dataclass field names (checked as identifiers), at
+import or start-up; nothing else may."""
 
 
 def _python_scripts() -> list[Path]:
