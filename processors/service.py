@@ -347,7 +347,9 @@ class ProcessorService:
         for (p, key), state in batch.changed.items():
             changed.setdefault(p, {})[key] = state
         flushing = {p for p, x in self._parts.items() if x.dirty or p in changed} if flush else set()
-        producer.begin_transaction()
+        appender = self._appender
+        assert appender is not None
+        appender.begin_transaction()
         futures = [self._send(TRANSITIONS, t) for t in batch.transitions]
         futures += [self._send(WATCH, w) for w in batch.watch]
         futures += [self._send(DEADLETTER, d) for d in batch.deadletters]

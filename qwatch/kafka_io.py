@@ -125,6 +125,8 @@ class TransactionalAppender:
     the partition is the default partitioner's choice (murmur2 of the key over the sorted partitions, with the hash
     remembered per key), and the record goes through the producer's own transaction bookkeeping and accumulator.
 
+    Transactions must be begun through :meth:`begin_transaction`, which resets the partitions known to be added.
+
     It reaches into kafka-python's producer internals (accumulator, transaction manager, sender), so it checks at
     construction that they are there and that the producer is transactional with the default partitioner, and
     otherwise every call is a plain ``send``; so is a call for a topic without metadata yet, or an oversized record
@@ -161,6 +163,14 @@ class TransactionalAppender:
         self._hashes: dict[bytes, int] = {}
         self._partitions: dict[str, tuple[frozenset[int], list[int]]] = {}
         self._tps: dict[tuple[str, int], TopicPartition] = {}
+        self._added: set[TopicPartition] = set()
+
+    def begin_transaction(self) -> None:
+        """``producer.begin_transaction()``. Through here, each partition is added to a transaction once, not
+        checked again for every record (the producer's own check takes its lock twice per record); a producer
+        error between two records then fails the transaction's flush and commit instead of the next ``send``."""
+        self._added.clear()
+        self._producer.begin_transaction()
 
     def send(
         self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]], partition: int | None = None
@@ -185,7 +195,9 @@ class TransactionalAppender:
         tp = self._tps.get((topic, partition))
         if tp is None:
             tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
-        self._transactions.maybe_add_partition_to_transaction(tp)
+        if tp not in self._added:
+            self._transactions.maybe_add_partition_to_transaction(tp)
+            self._added.add(tp)
         future, full, created, _ = self._accumulator.append(tp, None, key, value, headers)
         if full or created:
             self._sender.wakeup()

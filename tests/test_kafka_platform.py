@@ -199,12 +199,12 @@ def test_transactional_appender_places_records_as_send_does(
         assert appender.fast, "kafka-python's internals changed: the appender only falls back to send()"
         keys = [f"PyPI:pkg-{i}".encode() for i in range(60)]
         header = [(SCHEMA_HEADER, b"Transition")]
-        producer.begin_transaction()
+        appender.begin_transaction()
         for key in keys:
             appender.send(topic, key, b"committed:" + key, header)
         appender.send(topic, b"PyPI:pinned", b"committed:pinned", header, partition=5)
         producer.commit_transaction()
-        producer.begin_transaction()
+        appender.begin_transaction()
         for key in keys[:10]:
             appender.send(topic, key, b"aborted:" + key, header)
         producer.flush()
