@@ -119,7 +119,8 @@ def _e2e(packages: int, observations: int) -> dict[str, Any]:
     from processor_bench import MIXES, Workload, bench_e2e
 
     stream = Workload(SEED, packages, MIXES[MIX]).take(observations)
-    result: dict[str, Any] = bench_e2e(stream)
+    warm_up = Workload(SEED + 1, packages, MIXES[MIX]).take(min(observations, 20_000))
+    result: dict[str, Any] = bench_e2e(stream, warm_up)
     result["packages"] = packages
     return result
 
