@@ -87,34 +87,16 @@ class StatusPoint:
     # The timeline re-marks and re-anchors points on most insertions; these cost a fraction of dataclasses.replace.
     def with_marks(self, marks: tuple[Mark, ...]) -> StatusPoint:
         """This point carrying ``marks`` instead."""
-        s = self
-        return StatusPoint(
-            s.serial,
-            s.rank,
-            s.at,
-            s.status,
-            s.implies,
-            s.source,
-            s.observation_id,
-            s.observed_at,
-            s.upstream_time,
-            marks,
-        )
+        return self._rebuilt(self.serial, marks)
 
     def with_serial(self, serial: int) -> StatusPoint:
         """This point anchored at ``serial`` instead (a floating point)."""
+        return self._rebuilt(serial, self.marks)
+
+    def _rebuilt(self, serial: int, marks: tuple[Mark, ...]) -> StatusPoint:
         s = self
         return StatusPoint(
-            serial,
-            s.rank,
-            s.at,
-            s.status,
-            s.implies,
-            s.source,
-            s.observation_id,
-            s.observed_at,
-            s.upstream_time,
-            s.marks,
+            serial, s.rank, s.at, s.status, s.implies, s.source, s.observation_id, s.observed_at, s.upstream_time, marks
         )
 
 

@@ -73,7 +73,8 @@ def read_long(d: bytes, i: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), i
 
 
-def _unwrap_optional(tp: Any) -> Any:
+def unwrap_optional(tp: Any) -> Any:
+    """``X`` for ``X | None``; any other type as it is (the schemas' nullable unions map to optional fields)."""
     args = typing.get_args(tp)
     if type(None) in args:
         rest = [a for a in args if a is not type(None)]
@@ -148,7 +149,7 @@ class _Generator:
         if isinstance(schema, dict):
             kind = schema.get("type")
             if kind == "record":
-                return [f"{pad}{out}, i = {self.record(schema, _unwrap_optional(tp))}(d, i, e)"]
+                return [f"{pad}{out}, i = {self.record(schema, unwrap_optional(tp))}(d, i, e)"]
             if kind == "array":
                 return self._array(schema["items"], tp, out, depth)
             if isinstance(kind, str) and kind in _PRIMITIVES and "logicalType" not in schema:
@@ -157,7 +158,7 @@ class _Generator:
         if isinstance(schema, str) and schema in _PRIMITIVES:
             return self._primitive(schema, out, pad)
         if isinstance(schema, str) and schema in self.functions:  # a named record defined earlier in the schema
-            if self.classes[schema] is not _unwrap_optional(tp):
+            if self.classes[schema] is not unwrap_optional(tp):
                 raise Unsupported(f"record {schema} mirrored by two classes")
             return [f"{pad}{out}, i = {self.functions[schema]}(d, i, e)"]
         raise Unsupported(f"type {schema!r}")
@@ -232,13 +233,13 @@ class _Generator:
             f"{pad}if {b} == 0:",
             f"{pad}    {out} = None",
             f"{pad}elif {b} == 2:",
-            *self.value(branches[1], _unwrap_optional(tp), out, depth + 1),
+            *self.value(branches[1], unwrap_optional(tp), out, depth + 1),
             f"{pad}else:",
             f"{pad}    raise ValueError('Avro union index other than 0 or 1')",
         ]
 
     def _array(self, items: Any, tp: Any, out: str, depth: int) -> list[str]:
-        tp = _unwrap_optional(tp)
+        tp = unwrap_optional(tp)
         if typing.get_origin(tp) is not tuple:
             raise Unsupported(f"array mirrored by {tp!r}, not a tuple")
         if items == "null" or (isinstance(items, dict) and items.get("type") == "null"):

@@ -21,7 +21,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from qwatch import events
-from qwatch.avro_decoder import Decoder, compile_decoder
+from qwatch.avro_decoder import Decoder, compile_decoder, unwrap_optional
 from qwatch.avro_encoder import Encoder, compile_encoder
 from schemas import SCHEMA_DIR
 
@@ -73,17 +73,9 @@ def load_schema_file(path: Path) -> dict[str, Any]:
 _Plan = Callable[[Any], Any]
 
 
-def _unwrap_optional(tp: Any) -> Any:
-    args = typing.get_args(tp)
-    if type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0] if len(rest) == 1 else tp
-    return tp
-
-
 def _to_plan(tp: Any) -> _Plan | None:
     """How to turn a value of type ``tp`` into fastavro's input; None means 'as is' (the fast path)."""
-    tp = _unwrap_optional(tp)
+    tp = unwrap_optional(tp)
     if dataclasses.is_dataclass(tp):
         return _record_to_dict(tp)  # type: ignore[arg-type]
     if typing.get_origin(tp) is tuple:
@@ -117,7 +109,7 @@ def _record_to_dict(cls: type) -> _Plan:
 
 
 def _from_plan(tp: Any) -> _Plan:
-    tp = _unwrap_optional(tp)
+    tp = unwrap_optional(tp)
     if dataclasses.is_dataclass(tp):
         return _compiled_builder(tp)  # type: ignore[arg-type]
     if typing.get_origin(tp) is tuple:
@@ -162,7 +154,7 @@ def _compiled_builder(cls: type) -> _Plan:
     env: dict[str, Any] = {"cls": cls, "new": object.__new__}
     lines = ["def build(d):", "    o = new(cls)"]
     for i, f in enumerate(dataclasses.fields(cls)):
-        tp = _unwrap_optional(hints[f.name])
+        tp = unwrap_optional(hints[f.name])
         optional = tp is not hints[f.name]
         env[f"s{i}"] = cls.__dict__[f.name].__set__
         access = f"d[{f.name!r}]"
