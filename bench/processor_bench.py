@@ -406,6 +406,8 @@ def bench_e2e(
         "cpu_ratio": round(best["raw_cpu"] / best["fresh_cpu"], 3),
         "cpu_ratio_per_round": [round(r["raw_cpu"] / r["fresh_cpu"], 3) for r in runs],
         "cpu_s": {"raw": round(best["raw_cpu"], 3), "processor": round(best["fresh_cpu"], 3)},
+        "raw_consume_per_cpu_s": round(n / best["raw_cpu"]),
+        "processor_per_cpu_s": round(n / best["fresh_cpu"]),
         "broker": "warmed up" if warm_up is not None else "cold (fresh JVM)",
         "broker_cpu_s_per_round": [
             {k[len("broker_cpu_") :]: round(r[k], 2) for k in r if k.startswith("broker_cpu_")} for r in runs
