@@ -211,6 +211,17 @@ class Timing:
     wall: float
     cpu: float
 
+    @staticmethod
+    def now() -> Timing:
+        """Both clocks now; a difference of two readings is the Timing of the window between them."""
+        return Timing(time.perf_counter(), time.process_time())
+
+    def __add__(self, other: Timing) -> Timing:
+        return Timing(self.wall + other.wall, self.cpu + other.cpu)
+
+    def __sub__(self, other: Timing) -> Timing:
+        return Timing(self.wall - other.wall, self.cpu - other.cpu)
+
 
 def raw_consume(cfg: KafkaConfig, expected: int) -> Timing:
     """A plain kafka-python loop consuming the topic, read_committed: from its first poll (partitions assigned,
@@ -221,11 +232,11 @@ def raw_consume(cfg: KafkaConfig, expected: int) -> Timing:
     consumer.seek_to_beginning(*tps)
     seen = 0
     try:
-        started, cpu = time.perf_counter(), time.process_time()
+        started = Timing.now()
         while seen < expected:
             for recs in consumer.poll(timeout_ms=1000).values():
                 seen += len(recs)
-        return Timing(time.perf_counter() - started, time.process_time() - cpu)
+        return Timing.now() - started
     finally:
         consumer.close()
 
@@ -233,12 +244,11 @@ def raw_consume(cfg: KafkaConfig, expected: int) -> Timing:
 class _AssignmentClock(_Revocations):
     """Notes when the group handed the processor its partitions: the end of joining, which is start-up."""
 
-    assigned_at: float | None = None
-    assigned_cpu = 0.0
+    assigned_at: Timing | None = None
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         if self.assigned_at is None:
-            self.assigned_at, self.assigned_cpu = time.perf_counter(), time.process_time()
+            self.assigned_at = Timing.now()
 
 
 class _TimedService(ProcessorService):
@@ -251,20 +261,19 @@ class _TimedService(ProcessorService):
         super().__init__(*args, **kwargs)
         self.clock = _AssignmentClock()
         self._listener = self.clock
-        self.restoring = self.restoring_cpu = 0.0
-        self.finished = self.finished_cpu = 0.0
+        self.restoring = Timing(0.0, 0.0)
+        self.finished = Timing(0.0, 0.0)
 
     def _restore(self, partitions: set[int]) -> Any:
-        started, cpu = time.perf_counter(), time.process_time()
+        started = Timing.now()
         try:
             return super()._restore(partitions)
         finally:
-            self.restoring += time.perf_counter() - started
-            self.restoring_cpu += time.process_time() - cpu
+            self.restoring += Timing.now() - started
 
     def _final_flush(self) -> None:
         super()._final_flush()
-        self.finished, self.finished_cpu = time.perf_counter(), time.process_time()
+        self.finished = Timing.now()
 
 
 def _processor_run(cfg: KafkaConfig, codec: Codec, group: str, expected: int) -> tuple[Timing, int]:
@@ -274,10 +283,9 @@ def _processor_run(cfg: KafkaConfig, codec: Codec, group: str, expected: int) ->
     )
     processed = service.run(once=True)
     assert processed == expected, (processed, expected)
-    clock = service.clock
-    assert clock.assigned_at is not None
-    wall = service.finished - clock.assigned_at - service.restoring
-    return Timing(wall, service.finished_cpu - clock.assigned_cpu - service.restoring_cpu), service.transitions
+    assigned = service.clock.assigned_at
+    assert assigned is not None
+    return service.finished - assigned - service.restoring, service.transitions
 
 
 def _produce(cfg: KafkaConfig, codec: Codec, observations: list[events.Observation]) -> float:

@@ -41,14 +41,9 @@ class StepResult(NamedTuple):
     outcome: str
 
 
-def _results() -> Callable[[type[StepResult], tuple[Any, ...]], StepResult]:
-    """``tuple.__new__``, typed: it builds a StepResult without the Python-level ``__new__`` NamedTuple generates
-    (one frame per observation, which the core's throughput shows)."""
-    new: Callable[[type[StepResult], tuple[Any, ...]], StepResult] = tuple.__new__
-    return new
-
-
-_result = _results()
+_result: Callable[[type[StepResult], tuple[Any, ...]], StepResult] = tuple.__new__
+"""Builds a StepResult without the Python-level ``__new__`` NamedTuple generates (one frame per observation, which
+the core's throughput shows)."""
 
 
 GONE = (QUARANTINED, REMOVED)
@@ -133,18 +128,16 @@ def _build(d: Draft, p: Pending, before: events.PackageState | None, after: even
     )
 
 
-DECIDING_JOURNAL_ACTIONS = frozenset(status.JOURNAL_STATUS) | frozenset(releases.JOURNAL_ACTIONS)
-"""Every journal action the core can act on; a row with any other action is ignored."""
-
-
 _PROJECT_ACTIONS = frozenset(status.JOURNAL_STATUS)
 _RELEASE_ACTIONS = frozenset(releases.JOURNAL_ACTIONS)
-_JOURNAL = events.JournalEntryObserved
+DECIDING_JOURNAL_ACTIONS = _PROJECT_ACTIONS | _RELEASE_ACTIONS
+"""Every journal action the core can act on; a row with any other action is ignored."""
 
 
 def step(state: PackageStateRecord | None, obs: events.Observation, now_ms: int) -> StepResult:
     """Apply one observation to one package's state (None when the package is new to us)."""
-    if type(obs) is _JOURNAL and (  # inline: most observations are journal rows, and most of those end here
+    # In line, not a helper: most observations are journal rows, and most of those end here.
+    if type(obs) is events.JournalEntryObserved and (
         obs.action.strip() not in (_PROJECT_ACTIONS if obs.version is None else _RELEASE_ACTIONS)
     ):
         # 'new release', 'add py3 file x', role changes (most of the journal): nothing the processor decides on.

@@ -143,7 +143,7 @@ class ProcessorService:
             producer.partitions_for(topic)  # metadata now, so the first transition never waits for it
         # And the group coordinator, with an empty transaction: kafka-python looks it up at the first
         # send_offsets_to_transaction and sleeps retry_backoff_ms twice on the way (~0.2 s in the first commit).
-        producer.begin_transaction()
+        self._appender.begin_transaction()
         group = self._cfg.group_id
         self._bounded("send_offsets_to_transaction", lambda: producer.send_offsets_to_transaction({}, group))
         self._bounded("commit_transaction", producer.commit_transaction)
