@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from processors.core import step
+from processors.draft import JOURNAL
 from processors.state import PackageStateRecord, state_key
 from qwatch import events, ids
 from qwatch.logs import safe
@@ -59,6 +60,8 @@ class Batch:
     """What a batch decided; nothing is visible outside until the adapter accepts it after publishing."""
 
     clock: Callable[[], int]
+    authority: str = JOURNAL
+    """README, S3: ``journal`` or ``pages`` (ProcessorConfig.authority)."""
     transitions: list[events.Transition] = field(default_factory=list)
     watch: list[events.WatchRequest] = field(default_factory=list)
     deadletters: list[events.DeadLetter] = field(default_factory=list)
@@ -90,7 +93,7 @@ class Batch:
         slot = (partition, key)
         current = self.changed.get(slot) or states.get(key)
         try:
-            result = step(current, obs, now)
+            result = step(current, obs, now, self.authority)
         except Exception as exc:  # noqa: BLE001 - a poison record must not stop the stream; it is parked instead
             delivery = origin()
             logger.exception("processing %s failed; dead-lettered", delivery.pointer)

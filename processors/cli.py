@@ -60,6 +60,13 @@ def register(sub: Any) -> None:
         "(default: kafka with a kafka --sink, none with a jsonl --sink)",
     )
     p.add_argument("--group-id", default=None, help="consumer group (env QWATCH_PROCESSOR_GROUP_ID)")
+    p.add_argument(
+        "--authority",
+        choices=("journal", "pages"),
+        default=None,
+        help="who decides what PyPI journals: journal (default; run `ingest pypi-journal`) or pages (no journal "
+        "ingestor: status changes are inferred from Simple pages) (env QWATCH_PROCESSOR_AUTHORITY)",
+    )
     p.add_argument("--instance-id", default=None, help="stable replica id (env QWATCH_PROCESSOR_INSTANCE_ID)")
     p.add_argument("--once", action="store_true", help="exit once caught up with the input (JSONL: at its end)")
     p.add_argument(
@@ -79,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     """Run the transactional service (Kafka → Kafka) or the batch runner (anything with JSONL)."""
     rt = build_runtime(args)
     tune_gc()
-    cfg = cfgmod.load(ProcessorConfig, rt.env, PREFIX, {"group_id": args.group_id, "instance_id": args.instance_id})
+    cfg = cfgmod.load(
+        ProcessorConfig,
+        rt.env,
+        PREFIX,
+        {"group_id": args.group_id, "instance_id": args.instance_id, "authority": args.authority},
+    )
     stop = StopFlag().install()
     source_kind = parse_endpoint(args.source, "--source")[0]
     sink_kind = parse_endpoint(args.sink, "--sink")[0]
@@ -95,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         source = rt.open_source(cfg.group_id, OBSERVATIONS)
         sink = rt.open_sink()
         side = _side_sink(rt, args.side_sink, sink_kind)
-        runner = BatchRunner(source, sink, side, store, rt.metrics, ids.now_ms, stop)
+        runner = BatchRunner(source, sink, side, store, rt.metrics, ids.now_ms, stop, cfg.authority)
     except StateFileError as exc:
         raise UsageError(str(exc)) from exc
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processors.draft import AUTHORITIES
 from qwatch.config import component, require
 
 PREFIX = "PROCESSOR_"
@@ -15,6 +16,13 @@ class ProcessorConfig:
     """How the processor consumes, batches and commits; one instance per replica."""
 
     group_id: str = field(default="qwatch-processor", metadata={"help": "consumer group of all replicas"})
+    authority: str = field(
+        default="journal",
+        metadata={
+            "help": "who decides the changes PyPI journals: journal (ingest pypi-journal runs; its rows alone decide) "
+            "or pages (no journal ingestor; the Simple pages' timeline decides)"
+        },
+    )
     instance_id: str = field(
         default="0",
         metadata={"help": "stable, unique per replica (e.g. the StatefulSet ordinal); part of the transactional id"},
@@ -48,6 +56,7 @@ class ProcessorConfig:
     def __post_init__(self) -> None:
         require(bool(self.group_id.strip()), PREFIX, "group_id", "must not be empty")
         require(bool(self.instance_id.strip()), PREFIX, "instance_id", "must not be empty")
+        require(self.authority in AUTHORITIES, PREFIX, "authority", "journal or pages")
         require(0 < self.batch_size <= 100_000, PREFIX, "batch_size", "expected 1-100000")
         require(0 < self.poll_timeout_s <= 60, PREFIX, "poll_timeout_s", "expected 0-60 seconds")
         require(1000 <= self.transaction_timeout_ms <= 900_000, PREFIX, "transaction_timeout_ms", "1000-900000")

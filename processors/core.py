@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from processors import releases, reports, status
-from processors.draft import Draft, Pending, applied_key, snapshot
+from processors.draft import AUTHORITIES, JOURNAL, Draft, Pending, applied_key, snapshot
 from processors.severity import severity
 from processors.state import QUARANTINED, REMOVED, PackageStateRecord, empty_state
 from qwatch import events
@@ -57,6 +57,11 @@ def _on_page(d: Draft, obs: events.ProjectStatusObserved) -> None:
 
 def _on_journal(d: Draft, obs: events.JournalEntryObserved) -> None:
     action = obs.action.strip()
+    if not d.see_journal(obs.serial):
+        # At or below the newest row applied: the ingestor emits rows in serial order, so this is a redelivery or
+        # a rebuild; the row's transition (if any) was decided when it first came.
+        d.note("duplicate")
+        return
     if obs.version is None and action in status.JOURNAL_STATUS:
         status.on_journal_status(d, obs, action)
     elif obs.version is not None and action in releases.JOURNAL_ACTIONS:
@@ -110,7 +115,7 @@ def _build(d: Draft, p: Pending, before: events.PackageState | None, after: even
         before = _with_status(before, p.before_status)
     if p.after_status is not None:
         after = _with_status(after, p.after_status)
-    level = severity(p.kind, after.status, d.live_reports(), d.visible_versions, p.report, p.version)
+    level = p.severity or severity(p.kind)
     return events.Transition(
         event_id=p.event_id,
         kind=p.kind,
@@ -134,8 +139,13 @@ DECIDING_JOURNAL_ACTIONS = _PROJECT_ACTIONS | _RELEASE_ACTIONS
 """Every journal action the core can act on; a row with any other action is ignored."""
 
 
-def step(state: PackageStateRecord | None, obs: events.Observation, now_ms: int) -> StepResult:
-    """Apply one observation to one package's state (None when the package is new to us)."""
+def step(
+    state: PackageStateRecord | None, obs: events.Observation, now_ms: int, authority: str = JOURNAL
+) -> StepResult:
+    """Apply one observation to one package's state (None when the package is new to us).
+
+    ``authority`` (README, S3): ``journal`` when the journal ingestor runs, so its rows alone decide what PyPI
+    journals; ``pages`` when it does not, so the Simple pages' timeline does."""
     # In line, not a helper: most observations are journal rows, and most of those end here.
     if type(obs) is events.JournalEntryObserved and (
         obs.action.strip() not in (_PROJECT_ACTIONS if obs.version is None else _RELEASE_ACTIONS)
@@ -151,7 +161,9 @@ def step(state: PackageStateRecord | None, obs: events.Observation, now_ms: int)
         base = state
     else:
         base = empty_state(obs.ecosystem, obs.package, now_ms)
-    d = Draft(base, state is not None, obs, now_ms, key)
+    if authority not in AUTHORITIES:
+        raise ValueError(f"authority must be one of {', '.join(AUTHORITIES)}, not {authority!r}")
+    d = Draft(base, state is not None, obs, now_ms, key, authority)
     handler = _HANDLERS.get(type(obs))
     if handler is not None:
         handler(d, obs)

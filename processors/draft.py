@@ -15,6 +15,7 @@ from processors.state import (
     MAX_FACTS,
     MAX_RELEASES,
     MAX_REPORTS,
+    MAX_SEEN_VERSIONS,
     FactRecord,
     PackageStateRecord,
     ReleaseRecord,
@@ -46,6 +47,14 @@ class Pending:
     after_status: str | None = None
     version: str | None = None
     report: ReportRecord | None = None
+    severity: str = ""
+    """Set where the severity rests on facts (REPORTED, REPORT_ESCALATED); otherwise the kind's fixed severity."""
+
+
+JOURNAL = "journal"
+PAGES = "pages"
+AUTHORITIES = (JOURNAL, PAGES)
+"""Who decides the changes PyPI journals (README, S3): its journal rows, or (without a journal) the Simple pages."""
 
 
 def applied_key(obs: events.Observation) -> str:
@@ -85,10 +94,22 @@ class Draft:
     __slots__ = (
         "base", "known", "obs", "now_ms", "key", "status", "last_serial", "horizon", "points", "releases",
         "visible_versions", "visible_serial", "reports", "facts", "pending", "watch", "outcome", "changed",
+        "authority", "journal_serial", "seen_versions",
     )  # fmt: skip
 
-    def __init__(self, base: PackageStateRecord, known: bool, obs: events.Observation, now_ms: int, key: str) -> None:
+    def __init__(
+        self,
+        base: PackageStateRecord,
+        known: bool,
+        obs: events.Observation,
+        now_ms: int,
+        key: str,
+        authority: str = JOURNAL,
+    ) -> None:
         self.base = base
+        self.authority = authority
+        self.journal_serial = base.journal_serial
+        self.seen_versions = base.seen_versions
         self.key = key
         self.known = known
         self.obs = obs
@@ -130,6 +151,29 @@ class Draft:
         if serial is not None and (self.last_serial is None or serial > self.last_serial):
             self.last_serial = serial
             self.changed = True
+
+    def see_journal(self, serial: int) -> bool:
+        """Advance the journal high-water mark; False when the row is not newer than one already applied (a replay:
+        the journal ingestor emits rows in serial order, so only a redelivery or a rebuild brings an older one)."""
+        if self.journal_serial is not None and serial <= self.journal_serial:
+            return False
+        self.journal_serial = serial
+        self.changed = True
+        return True
+
+    def see_versions(self, versions: Iterable[str]) -> bool:
+        """Remember versions PyPI served; True when one is new (exposure may have changed)."""
+        known = self.seen_versions
+        have = set(known)
+        new = [v for v in versions if v not in have]
+        if not new:
+            return False
+        merged = (*known, *dict.fromkeys(new))
+        if len(merged) > MAX_SEEN_VERSIONS:
+            merged = merged[len(merged) - MAX_SEEN_VERSIONS :]
+        self.seen_versions = merged
+        self.changed = True
+        return True
 
     # --- collections (converted lazily: most steps touch none of them) ---------------------------------------
     def release_map(self) -> dict[str, ReleaseRecord]:
@@ -248,4 +292,6 @@ class Draft:
             facts,
             applied,
             self.now_ms,
+            self.journal_serial,
+            self.seen_versions,
         )

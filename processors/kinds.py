@@ -23,6 +23,7 @@ K_YANKED = "YANKED"
 K_REPORTED = "REPORTED"
 K_REPORT_UPDATED = "REPORT_UPDATED"
 K_REPORT_WITHDRAWN = "REPORT_WITHDRAWN"
+K_REPORT_ESCALATED = "REPORT_ESCALATED"
 
 ALL_KINDS = (
     K_QUARANTINED,
@@ -38,6 +39,7 @@ ALL_KINDS = (
     K_REPORTED,
     K_REPORT_UPDATED,
     K_REPORT_WITHDRAWN,
+    K_REPORT_ESCALATED,
 )
 
 REPORT_KINDS = (K_REPORTED, K_REPORT_UPDATED, K_REPORT_WITHDRAWN)
@@ -92,6 +94,7 @@ _SUMMARIES = {
     K_REPORTED: "{report} reports {package} ({ecosystem}) as malicious",
     K_REPORT_UPDATED: "{report} for {package} ({ecosystem}) was updated",
     K_REPORT_WITHDRAWN: "{report} for {package} ({ecosystem}) was withdrawn",
+    K_REPORT_ESCALATED: "{report}: PyPI has served a version of {package} it reports as malicious",
 }
 
 

@@ -1,10 +1,11 @@
 """Release-level facts: quarantine, removal and yank of single versions.
 
-Each dimension of a release is last-writer-wins by PyPI serial. The journal is the authority: each of its
-release rows is one change and yields one transition keyed by (version, serial). Pages and the JSON API add what
-they can prove without ambiguity: a version shown with every file yanked is yanked, a version shown at all is not
-quarantined. A version that *disappears* from a page proves nothing (quarantined, removed or its files deleted
-all look the same), so it yields no transition.
+Each dimension of a release is last-writer-wins by PyPI serial. The journal is the only source of release-level
+transitions: each of its release rows is one change and yields one transition keyed by (version, serial), in
+either authority (README, S3). Pages and the JSON API only keep the state current with what they can prove without
+ambiguity (a version shown with every file yanked is yanked, a version shown at all is not quarantined), which the
+gate reads; they never emit: a first look cannot tell an old yank from a new one (S2), and a version that
+*disappears* from a page proves nothing (quarantined, removed or its files deleted all look the same).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from processors import kinds as k
 from processors.draft import Draft, Pending
+from processors.reports import escalate
 from processors.state import ReleaseRecord
 from qwatch import events
 
@@ -37,87 +39,84 @@ def _with(rel: ReleaseRecord, dim: str, value: bool, serial: int) -> ReleaseReco
     return ReleaseRecord(r.version, r.quarantined, r.quarantine_serial, r.removed, r.removed_serial, value, serial)
 
 
-def _set(
-    d: Draft,
-    version: str,
-    dim: str,
-    value: bool,
-    serial: int,
-    kind: str | None,
-    explicit: bool,
-    upstream_time: int | None,
-) -> None:
-    """Apply one release fact; ``explicit`` facts (journal rows) are changes even when the value looks the same."""
+def _store(d: Draft, version: str, dim: str, value: bool, serial: int) -> bool:
+    """Last-writer-wins by serial for one dimension of one release; True when the stored value changed."""
     rels = d.release_map()
     rel = rels.get(version) or ReleaseRecord(version)
-    serial_field = _SERIAL_FIELD[dim]
-    current_serial: int | None = getattr(rel, serial_field)
-    current: bool = getattr(rel, dim)
+    current_serial: int | None = getattr(rel, _SERIAL_FIELD[dim])
     if current_serial is not None and serial <= current_serial:
-        if current == value and kind is not None:
-            # The same episode seen again or by another source (a page behind the journal row, or vice versa).
-            if d.add_evidence([d.transition_id(kind, version, current_serial)], upstream_time):
-                d.note("evidence")
-            else:
-                d.note("duplicate")
-        else:
-            d.note("stale")
-        return
-    if not explicit and current == value:
-        return
+        return False
+    if getattr(rel, dim) == value and current_serial is not None:
+        return False
     rels[version] = _with(rel, dim, value, serial)
     d.note("applied")
-    if kind is None:
-        return
-    eid = d.transition_id(kind, version, serial)
-    if d.emitted(eid):
-        d.add_evidence([eid], upstream_time)
-        return
-    summary = k.describe(kind, d.base.ecosystem, d.base.package, version, None, f"serial {serial}, {d.obs.source}")
-    d.decide(Pending(kind, eid, (d.sighting(),), upstream_time, summary, version=version))
+    return True
 
 
 def on_journal(d: Draft, obs: events.JournalEntryObserved, action: str) -> None:
-    """A journal row about one release."""
+    """A journal row about one release: one change, one transition keyed ``(version, serial)`` (README, S3).
+
+    The row decides even when a page at a higher serial already showed its effect: that page is state, the row
+    is the event. (The core has already dropped rows at or below the journal high-water mark as replays.)"""
     dim, value, kind = JOURNAL_ACTIONS[action]
+    version = obs.version or ""
     d.see_serial(obs.serial)
-    _set(d, obs.version or "", dim, value, obs.serial, kind, True, obs.timestamp)
+    _store(d, version, dim, value, obs.serial)
+    d.note("applied")
+    if kind is None:
+        return
+    eid = d.transition_id(kind, version, obs.serial)
+    if d.emitted(eid):
+        if d.add_evidence([eid], obs.timestamp):
+            d.note("evidence")
+        return
+    summary = k.describe(kind, d.base.ecosystem, d.base.package, version, None, f"serial {obs.serial}, {obs.source}")
+    d.decide(Pending(kind, eid, (d.sighting(),), obs.timestamp, summary, version=version))
 
 
-def on_listing(d: Draft, serial: int, shown: Iterable[str], yanked: Iterable[str], upstream_time: int | None) -> None:
-    """What a page or the JSON API shows at ``serial``: the versions it lists and those fully yanked."""
+def on_listing(d: Draft, serial: int, shown: Iterable[str], yanked: Iterable[str]) -> None:
+    """What a page or the JSON API shows at ``serial``: the versions it lists and those fully yanked.
+
+    State only, never a transition: a view cannot tell an old yank from a new one (the first look at a popular
+    project shows years of yanks), and the journal row that made each change is the change (README, S2 and S3)."""
     yanked_set = set(yanked)
     if not yanked_set and not d.base.releases and d.releases is None:
         return  # nothing yanked now and no release with a state that being listed could change
     rels = d.release_map()
     for version in yanked_set:
-        _set(d, version, "yanked", True, serial, k.K_YANKED, False, upstream_time)
+        _store(d, version, "yanked", True, serial)
     for version in shown:
         rel = rels.get(version)
         if rel is None or version in yanked_set:
             continue
-        if rel.yanked and (rel.yank_serial is None or serial > rel.yank_serial):
-            _set(d, version, "yanked", False, serial, None, False, upstream_time)
-        if rel.quarantined and (rel.quarantine_serial is None or serial > rel.quarantine_serial):
-            _set(d, version, "quarantined", False, serial, k.K_RELEASE_CLEARED, False, upstream_time)
+        if rel.yanked:
+            _store(d, version, "yanked", False, serial)
+        if rel.quarantined:
+            _store(d, version, "quarantined", False, serial)
 
 
 def on_page_versions(d: Draft, obs: events.ProjectStatusObserved) -> None:
-    """Installable versions of a 200 page: remembered for severity, then checked for yanks and clearances."""
+    """Installable versions of a 200 page: remembered (current, and as served for exposure), then the yank and
+    quarantine flags they show."""
     serial = obs.last_serial
     if serial is None:
         return
+    if d.see_versions(obs.versions):
+        escalate(d)
     if d.visible_serial is None or serial >= d.visible_serial:
         if d.visible_versions != obs.versions or d.visible_serial != serial:
             d.visible_versions, d.visible_serial = obs.versions, serial
             d.note("applied")
-    on_listing(d, serial, obs.versions, obs.yanked_versions, obs.upstream_time)
+    on_listing(d, serial, obs.versions, obs.yanked_versions)
 
 
 def on_json(d: Draft, obs: events.ReleasesObserved) -> None:
-    """The JSON API's releases (a 200): yank flags, and presence of a version clears its quarantine."""
+    """The JSON API's releases (a 200): yank flags, presence of a version clears its quarantine, and versions with
+    files are versions PyPI serves (exposure)."""
+    if d.see_versions([r.version for r in obs.releases if r.first_upload is not None]):
+        escalate(d)
     if obs.last_serial is None:
         return
     yanked = [r.version for r in obs.releases if r.yanked]
     if yanked or d.base.releases:
-        on_listing(d, obs.last_serial, [r.version for r in obs.releases], yanked, None)
+        on_listing(d, obs.last_serial, [r.version for r in obs.releases], yanked)

@@ -1,25 +1,37 @@
-"""Report facts: OpenSSF malicious-package report changes for one package.
+"""Report facts: OpenSSF malicious-package report changes for one package (README, S5 and S6).
 
 A report is ordered by its own ``modified`` time (bumped on every merge and on withdrawal), with the commit time
 breaking ties (an un-withdrawal may keep ``modified``). A change older than the report as last seen is stale: the
 OpenSSF ingestor emits in commit order, so an older change arriving late is a redelivery or a replay, and emitting
 it would, say, re-alert on a report that is already withdrawn.
 
-Kinds: a report that becomes live (added, reinstated, or first seen as modified) is REPORTED; a live report whose
-affected versions change is REPORT_UPDATED (a merge that only adds an origin is not news); a live report that is
-withdrawn or deleted is REPORT_WITHDRAWN. A withdrawal of a report never seen live is recorded silently.
+Changes, as the ingestor names them:
+* ``added``, ``reinstated``: the report becomes live here → REPORTED (REPORT_UPDATED if it already was, with other
+  affected versions).
+* ``modified``: an edit of a live report → REPORT_UPDATED when its affected versions change; REPORTED when the
+  report was never seen here (a diff that starts after its addition). It **never revives a withdrawn report**: an
+  edit of a file under ``osv/withdrawn/`` is still a withdrawn report.
+* ``existing``: a snapshot's live report. The first time the package sees it, it is a baseline, recorded without
+  a transition (S2); over a withdrawn report it is a reinstatement seen through a snapshot → REPORTED.
+* ``withdrawn``, ``deleted``, ``moved`` (the report now names another package): gone → REPORT_WITHDRAWN if it was
+  live here.
+REPORTED is ``critical`` when PyPI has served an affected version (``severity.exposed``), else ``high``, and a
+later exposure escalates it once (``escalate``).
 """
 
 from __future__ import annotations
 
 from processors import kinds as k
 from processors.draft import Draft, Pending
+from processors.severity import exposed, reported
 from processors.state import ReportRecord
 from qwatch import events, ids
 
 LIVE = "live"
-GONE = {"withdrawn": "withdrawn", "deleted": "deleted"}
-LIVE_CHANGES = frozenset({"added", "modified", "reinstated"})
+GONE = {"withdrawn": "withdrawn", "deleted": "deleted", "moved": "moved"}
+LIVE_CHANGES = frozenset({"added", "modified", "reinstated", "existing"})
+REVIVING = frozenset({"added", "reinstated", "existing"})
+"""Changes that make a withdrawn (or deleted, or moved-away) report live again; ``modified`` is not one."""
 
 
 def _modified_ms(obs: events.ReportObserved) -> int:
@@ -31,10 +43,12 @@ def _modified_ms(obs: events.ReportObserved) -> int:
     return obs.upstream_time or 0
 
 
-def _kind(current: ReportRecord | None, new: ReportRecord) -> str | None:
+def _kind(current: ReportRecord | None, new: ReportRecord, change: str) -> str | None:
     if new.status != LIVE:
         return k.K_REPORT_WITHDRAWN if current is not None and current.status == LIVE else None
-    if current is None or current.status != LIVE:
+    if current is None:
+        return None if change == "existing" else k.K_REPORTED
+    if current.status != LIVE:
         return k.K_REPORTED
     if set(current.affected_versions) != set(new.affected_versions) or current.all_versions != new.all_versions:
         return k.K_REPORT_UPDATED
@@ -63,6 +77,9 @@ def on_report(d: Draft, obs: events.ReportObserved) -> None:
             else:
                 d.note("stale" if position < seen_at else "duplicate")
             return
+        if status == LIVE and current.status != LIVE and obs.change not in REVIVING:
+            status = current.status  # an edit of a withdrawn report: still withdrawn (S5)
+    announced = current.announced if current is not None and current.status == LIVE and status == LIVE else ""
     record = ReportRecord(
         obs.report_id,
         status,
@@ -72,10 +89,11 @@ def on_report(d: Draft, obs: events.ReportObserved) -> None:
         modified_at,
         obs.upstream_time,
         current.first_seen if current is not None else obs.observed_at,
+        announced,
     )
     reports[obs.report_id] = record
     d.note("applied")
-    kind = _kind(current, record)
+    kind = _kind(current, record, obs.change)
     if kind is None:
         return
     eid = d.transition_id(kind, obs.report_id, fact_key)
@@ -84,6 +102,39 @@ def on_report(d: Draft, obs: events.ReportObserved) -> None:
         return
     detail = f"{obs.change} in {obs.commit[:12]}" if obs.commit else obs.change
     summary = k.describe(kind, obs.ecosystem, obs.package, None, obs.report_id, detail)
-    d.decide(Pending(kind, eid, (d.sighting(),), obs.upstream_time, summary, report=record))
+    level = ""
+    if kind == k.K_REPORTED:
+        level = reported(record, d.seen_versions)
+        reports[obs.report_id] = record = _announce(record, level)
+    d.decide(Pending(kind, eid, (d.sighting(),), obs.upstream_time, summary, report=record, severity=level))
     if kind == k.K_REPORTED and obs.ecosystem == "PyPI":
         d.watch_request("new-report", (obs.report_id, fact_key), obs.upstream_time)
+    if kind == k.K_REPORT_UPDATED:
+        escalate(d)
+
+
+def _announce(r: ReportRecord, level: str) -> ReportRecord:
+    return ReportRecord(
+        r.report_id, r.status, r.affected_versions, r.all_versions, r.modified, r.modified_at, r.commit_time,
+        r.first_seen, level,
+    )  # fmt: skip
+
+
+def escalate(d: Draft) -> None:
+    """One REPORT_ESCALATED for each live report announced at ``high`` that the package is now exposed to."""
+    if not d.base.reports and d.reports is None:
+        return
+    seen = set(d.seen_versions)
+    if not seen:
+        return
+    reports = d.report_map()
+    for rid, r in list(reports.items()):
+        if r.status != LIVE or r.announced != "high" or not exposed(r, seen):
+            continue
+        reports[rid] = r = _announce(r, "critical")
+        d.note("applied")
+        eid = d.transition_id(k.K_REPORT_ESCALATED, rid, r.modified or str(r.modified_at))
+        if d.emitted(eid):
+            continue
+        summary = k.describe(k.K_REPORT_ESCALATED, d.base.ecosystem, d.base.package, None, rid, d.obs.source)
+        d.decide(Pending(k.K_REPORT_ESCALATED, eid, (d.sighting(),), d.obs.upstream_time, summary, report=r))

@@ -14,6 +14,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from processors.batch import Batch
+from processors.draft import JOURNAL
 from processors.prefilter import JournalPrefilter
 from processors.state import PackageStateRecord, state_key
 from qwatch.codec import Codec, SchemaError
@@ -88,6 +89,7 @@ def replay(
     states: dict[str, PackageStateRecord],
     clock: Callable[[], int],
     deadline: float,
+    authority: str = JOURNAL,
 ) -> set[str]:
     """Re-apply inputs [start, end) of one partition to ``states``; returns the packages changed (now dirty).
 
@@ -95,7 +97,7 @@ def replay(
     offsets that brought the group past them. The core is deterministic, so the state comes out as it was.
     """
     records = _read(kafka, OBSERVATIONS, {partition: start}, {partition: end}, deadline)[partition]
-    batch = Batch(clock)
+    batch = Batch(clock, authority)
     ignorable = JournalPrefilter(codec).ignorable
     for rec in records:
         if ignorable(rec.value):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from processors.batch import Batch
+from processors.draft import JOURNAL
 from processors.state import PackageStateRecord
 from processors.store import FileStateStore
 from processors.tuning import settle_after_restore
@@ -45,7 +46,9 @@ class BatchRunner:
         metrics: Metrics,
         clock: Callable[[], int],
         stop: StopFlag | None = None,
+        authority: str = JOURNAL,
     ) -> None:
+        self._authority = authority
         self._source = source
         self._sink = sink
         self._side = side
@@ -77,7 +80,7 @@ class BatchRunner:
         return self.stats
 
     def _process(self, deliveries: list[Delivery]) -> None:
-        batch = Batch(self._clock)
+        batch = Batch(self._clock, self._authority)
         for delivery in deliveries:
             batch.apply(delivery, self.states)
         for t in batch.transitions:

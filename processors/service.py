@@ -287,7 +287,15 @@ class ProcessorService:
             part = Partition(p, states[p], nxt, nxt if checkpoint is None else checkpoint)
             if nxt is not None and part.checkpoint is not None and part.checkpoint < nxt:
                 part.dirty = restore.replay(
-                    self._kafka, self._codec, p, part.checkpoint, nxt, part.states, self._clock, deadline
+                    self._kafka,
+                    self._codec,
+                    p,
+                    part.checkpoint,
+                    nxt,
+                    part.states,
+                    self._clock,
+                    deadline,
+                    self._cfg.authority,
                 )
                 replayed += nxt - part.checkpoint
             parts[p] = part
@@ -313,7 +321,7 @@ class ProcessorService:
     def _process(self, records: dict[TopicPartition, list[Any]], checkpoint: bool = False) -> None:
         """One batch: through the core, then published in one transaction (with every changed state when a
         checkpoint is due, or when ``checkpoint``: the last batch of ``--once``, which then needs no final one)."""
-        batch = Batch(self._clock)
+        batch = Batch(self._clock, self._cfg.authority)
         ends: dict[int, int] = {}
         count = skipped = 0
         ignorable = self._prefilter.ignorable
@@ -420,7 +428,7 @@ class ProcessorService:
         if not any(x.dirty for x in self._parts.values()):
             return
         try:
-            self._commit(Batch(self._clock), {}, flush=True)
+            self._commit(Batch(self._clock, self._cfg.authority), {}, flush=True)
             self._settle()
         except Exception as exc:  # noqa: BLE001 - see the docstring
             logger.warning("final state checkpoint failed (the next start replays instead): %s", exc)

@@ -1,22 +1,18 @@
-"""How urgent a transition is, from what it means for someone who may install the package right now.
+"""How urgent a transition is. Fixed per kind, except where it rests on a fact about the past (README, S6).
 
-| kind                | severity                                                                    |
-|---------------------|-----------------------------------------------------------------------------|
-| REPORTED            | critical: PyPI serves the package (active/archived) and an affected version |
-|                     | is visible (or the report covers all versions); high: installable or not    |
-|                     | yet checked (any non-PyPI ecosystem); medium: quarantined or removed        |
-| REPORT_UPDATED      | one level below what REPORTED would be now                                  |
-| REPORT_WITHDRAWN    | low                                                                         |
-| QUARANTINED         | high (PyPI itself acted; installs break)                                    |
-| CLEARED             | high if a live report still names the package, else low                     |
-| REMOVED             | medium (protective, but breaks builds)                                      |
-| RESTORED            | high (a removed name is back: possibly re-registered by someone else);      |
-|                     | critical if a live report names the package                                 |
-| ARCHIVED/UNARCHIVED | low                                                                         |
-| RELEASE_QUARANTINED | high                                                                        |
-| RELEASE_CLEARED     | high if a live report affects that version, else low                        |
-| RELEASE_REMOVED     | medium                                                                      |
-| YANKED              | medium if a live report affects that version, else low                      |
+| kind                                                                  | severity                         |
+|-----------------------------------------------------------------------|----------------------------------|
+| QUARANTINED, RESTORED, RELEASE_QUARANTINED                            | high                             |
+| REMOVED, RELEASE_REMOVED, REPORT_UPDATED                              | medium                           |
+| CLEARED, RELEASE_CLEARED, YANKED, ARCHIVED, UNARCHIVED, REPORT_WITHDRAWN | low                           |
+| REPORTED                                                              | critical if exposed, else high   |
+| REPORT_ESCALATED                                                      | critical                         |
+
+Why fixed: a severity computed from whatever else happened to have arrived first (the status, a live report)
+depends on arrival order, and nothing re-evaluates a transition once it is published. The one fact that makes a
+report urgent, *exposure* (PyPI has served a version the report affects, at any time we know of), only ever grows,
+so REPORTED takes it into account and a later exposure emits one REPORT_ESCALATED: the final severity of a report
+on a package is then the same in every order.
 """
 
 from __future__ import annotations
@@ -24,59 +20,43 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from processors import kinds as k
-from processors.state import ACTIVE, ARCHIVED, QUARANTINED, REMOVED, ReportRecord
+from processors.state import ReportRecord
 
 LEVELS = ("low", "medium", "high", "critical")
 
-_FIXED = {
-    k.K_REPORT_WITHDRAWN: "low",
+FIXED = {
     k.K_QUARANTINED: "high",
+    k.K_RESTORED: "high",
+    k.K_RELEASE_QUARANTINED: "high",
     k.K_REMOVED: "medium",
+    k.K_RELEASE_REMOVED: "medium",
+    k.K_REPORT_UPDATED: "medium",
+    k.K_CLEARED: "low",
+    k.K_RELEASE_CLEARED: "low",
+    k.K_YANKED: "low",
     k.K_ARCHIVED: "low",
     k.K_UNARCHIVED: "low",
-    k.K_RELEASE_QUARANTINED: "high",
-    k.K_RELEASE_REMOVED: "medium",
+    k.K_REPORT_WITHDRAWN: "low",
+    k.K_REPORT_ESCALATED: "critical",
 }
 
 
-def _affects(report: ReportRecord, version: str) -> bool:
-    return report.all_versions or version in report.affected_versions
+def exposed(report: ReportRecord, seen_versions: Iterable[str]) -> bool:
+    """True when PyPI has served a version ``report`` affects (any version, for an all-versions report)."""
+    seen = seen_versions if isinstance(seen_versions, (set, frozenset)) else set(seen_versions)
+    if report.all_versions:
+        return bool(seen)
+    return not seen.isdisjoint(report.affected_versions)
 
 
-def _reported(status: str, report: ReportRecord | None, visible: Iterable[str]) -> str:
-    if status in (QUARANTINED, REMOVED):
-        return "medium"
-    if status not in (ACTIVE, ARCHIVED) or report is None:
-        return "high"
-    if report.all_versions or not set(report.affected_versions).isdisjoint(visible):
-        return "critical"
-    return "high"
+def reported(report: ReportRecord, seen_versions: Iterable[str]) -> str:
+    """REPORTED's severity: critical when the package is exposed to the report, else high."""
+    return "critical" if exposed(report, seen_versions) else "high"
 
 
-def severity(
-    kind: str,
-    status: str,
-    live: Iterable[ReportRecord],
-    visible: Iterable[str] = (),
-    report: ReportRecord | None = None,
-    version: str | None = None,
-) -> str:
-    """The severity of ``kind`` given the package's status and live reports after the change."""
-    fixed = _FIXED.get(kind)
-    if fixed is not None:
-        return fixed
-    live = tuple(live)
-    if kind == k.K_REPORTED:
-        return _reported(status, report, visible)
-    if kind == k.K_REPORT_UPDATED:
-        return LEVELS[max(0, LEVELS.index(_reported(status, report, visible)) - 1)]
-    if kind == k.K_CLEARED:
-        return "high" if live else "low"
-    if kind == k.K_RESTORED:
-        return "critical" if live else "high"
-    affected = version is not None and any(_affects(r, version) for r in live)
-    if kind == k.K_RELEASE_CLEARED:
-        return "high" if affected else "low"
-    if kind == k.K_YANKED:
-        return "medium" if affected else "low"
-    raise ValueError(f"unknown transition kind {kind!r}")
+def severity(kind: str) -> str:
+    """The fixed severity of ``kind`` (REPORTED's depends on exposure: see ``reported``)."""
+    try:
+        return FIXED[kind]
+    except KeyError:
+        raise ValueError(f"kind {kind!r} has no fixed severity") from None

@@ -28,6 +28,8 @@ MAX_REPORTS = 16
 """Reports kept per package; withdrawn ones are evicted first."""
 MAX_RELEASES = 256
 """Per-release records kept; the ones changed longest ago are evicted first."""
+MAX_SEEN_VERSIONS = 512
+"""Versions remembered as once served; past this the oldest-listed go (exposure then rests on newer versions)."""
 
 UNKNOWN = "unknown"
 ACTIVE = "active"
@@ -129,6 +131,9 @@ class ReportRecord:
     modified_at: int
     commit_time: int | None
     first_seen: int
+    announced: str = ""
+    """The severity this live episode of the report was announced at (REPORTED or REPORT_ESCALATED); empty when
+    it was recorded silently (a snapshot's baseline) or is not live: only an announced ``high`` escalates."""
 
 
 @fast_init
@@ -165,6 +170,11 @@ class PackageStateRecord:
     facts: tuple[FactRecord, ...]
     applied: tuple[str, ...]
     updated_at: int
+    journal_serial: int | None = None
+    """The newest journal row applied (status or release row): an older row is a replay, whatever pages showed."""
+    seen_versions: tuple[str, ...] = ()
+    """Versions PyPI has been seen serving (a page listing them installable, a JSON-API 200 with files), ever,
+    bounded by MAX_SEEN_VERSIONS: exposure to a report is a fact about the past too (S6 in the README)."""
 
     def render_line(self) -> str:
         """The summary ``qwatch tail --topic state`` prints (upstream values sanitized)."""

@@ -7,7 +7,7 @@ page is the state at a serial. Both become StatusPoints; the timeline decides wh
 from __future__ import annotations
 
 from processors import kinds, timeline
-from processors.draft import Draft, Pending
+from processors.draft import JOURNAL, Draft, Pending
 from processors.state import (
     ACTIVE,
     ARCHIVED,
@@ -68,13 +68,14 @@ def apply_point(d: Draft, point: StatusPoint) -> None:
         if kind in kinds.SAME_SERIAL_KINDS:
             return d.transition_id(kind, start.serial, start.at)
         exited = kinds.EXITS.get(kind)
+        if start.rank == JOURNAL_RANK:
+            return d.transition_id(kind, start.serial)  # the row is the change, whatever arrived before it
         if exited is not None and previous is not None and previous.status == exited:
-            # "The clearance of the quarantine that began at serial Q": the same whether the clearance row or a
-            # later page (archived at the clearance serial, quarantined again, ...) reveals it first.
+            # Pages authority: "the restoration after the removal that began at Q", whichever page reveals it.
             return d.transition_id(kind, "after", previous.serial)
         return d.transition_id(kind, start.serial)
 
-    res = timeline.insert(d.points, d.horizon, point, id_for, _Emitted(d))
+    res = timeline.insert(d.points, d.horizon, point, id_for, _Emitted(d), d.authority == JOURNAL)
     if res.outcome != "new":
         d.note(res.outcome)
         if res.outcome == "duplicate":

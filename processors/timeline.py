@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container
 from typing import NamedTuple
 
-from processors.kinds import K_CLEARED, Step, steps_between
+from processors.kinds import K_ARCHIVED, K_CLEARED, K_UNARCHIVED, Step, steps_between
 from processors.state import (
     ACTIVE,
     FLOATING_RANK,
@@ -136,20 +136,32 @@ def _previous_status(start: StatusPoint, before: str) -> str:
     return before
 
 
-def _steps(start: StatusPoint, before: str) -> tuple[Step, ...]:
-    """The transitions a run starting at ``start`` implies after a run of ``before``.
+def _steps(start: StatusPoint, before: str, previous_end: int, journal: bool) -> tuple[Step, ...]:
+    """The transitions a run starting at ``start`` implies after a run of ``before`` that ended at serial
+    ``previous_end`` (README, S2 and S3).
 
-    A clearance is taken only from PyPI's own record of it, the journal's ``project quarantine cleared`` row. A page
-    that shows a quarantined project active again cannot tell a clearance from a removal and a re-registration of
-    the name (by anyone): reporting CLEARED from it would be a false all-clear for a possible takeover. Its
-    CLEARED therefore waits for the journal rows, which say which of the two it was."""
-    steps = steps_between(_previous_status(start, before), start.status)
+    * A page that starts the first run is a baseline: a state source's first view is not news.
+    * A journal row is the change it records, in either authority.
+    * With the journal as authority, a page only shows what PyPI does not journal: ARCHIVED, and UNARCHIVED when
+      the archived view it follows was at the same serial (an unarchive never bumps it; at a higher serial the
+      project may have been removed and re-registered, and those rows decide).
+    * Without it (pages), a page implies every status change except a clearance: a page that shows a quarantined
+      project active again cannot tell a clearance from a removal and a re-registration of the name (by anyone),
+      and reporting CLEARED from it would be a false all-clear for a possible takeover.
+    """
     if start.rank == JOURNAL_RANK:
-        return steps
+        return steps_between(_previous_status(start, before), start.status)
+    if before == UNKNOWN:
+        return ()
+    steps = steps_between(before, start.status)
+    if journal:
+        return tuple(s for s in steps if s[0] == K_ARCHIVED or (s[0] == K_UNARCHIVED and previous_end == start.serial))
     return tuple(s for s in steps if s[0] != K_CLEARED)
 
 
-def _required(points: list[StatusPoint], runs: list[list[int]], truncated: bool) -> list[tuple[Step, ...]]:
+def _required(
+    points: list[StatusPoint], runs: list[list[int]], truncated: bool, journal: bool
+) -> list[tuple[Step, ...]]:
     out: list[tuple[Step, ...]] = []
     for r, run in enumerate(runs):
         if r == 0 and truncated:
@@ -157,7 +169,8 @@ def _required(points: list[StatusPoint], runs: list[list[int]], truncated: bool)
             continue
         start = points[run[0]]
         before = UNKNOWN if r == 0 else points[runs[r - 1][0]].status
-        out.append(_steps(start, before))
+        previous_end = -1 if r == 0 else points[runs[r - 1][-1]].serial
+        out.append(_steps(start, before, previous_end, journal))
     return out
 
 
@@ -190,7 +203,7 @@ class _Marks:
 
 
 def _derive(
-    points: list[StatusPoint], truncated: bool, id_for: IdFor, emitted: Container[str]
+    points: list[StatusPoint], truncated: bool, id_for: IdFor, emitted: Container[str], journal: bool
 ) -> tuple[list[StatusPoint], list[Emission], list[list[int]]]:
     """Give every run the transitions it requires, reusing marks before emitting anything new.
 
@@ -205,7 +218,7 @@ def _derive(
     for r, run in enumerate(runs):
         for i in run:
             run_of[i] = r
-    required = _required(points, runs, truncated)
+    required = _required(points, runs, truncated, journal)
     kinds = [{s[0] for s in steps} for steps in required]
     marks = _Marks(points, run_of)
     assigned: list[list[Mark]] = [[] for _ in runs]
@@ -273,7 +286,12 @@ def _evict(points: list[StatusPoint], horizon: int | None) -> tuple[list[StatusP
 
 
 def _append(
-    points: tuple[StatusPoint, ...], horizon: int | None, new: StatusPoint, id_for: IdFor, emitted: Container[str]
+    points: tuple[StatusPoint, ...],
+    horizon: int | None,
+    new: StatusPoint,
+    id_for: IdFor,
+    emitted: Container[str],
+    journal: bool,
 ) -> Inserted:
     """The common case, without re-deriving the whole timeline: a fact newer than every point that re-anchors
     nothing. Runs before it cannot change, so only its own run matters."""
@@ -286,7 +304,7 @@ def _append(
         run_marks = tuple(m for p in points[start:] for m in p.marks)
     else:
         marks: list[Mark] = []
-        for s in _steps(new, last.status):
+        for s in _steps(new, last.status, last.serial, journal):
             eid = id_for(s[0], new, points[start])
             marks.append(Mark(s[0], eid))
             if eid not in emitted:
@@ -299,7 +317,12 @@ def _append(
 
 
 def _try_append(
-    points: tuple[StatusPoint, ...], horizon: int | None, new: StatusPoint, id_for: IdFor, emitted: Container[str]
+    points: tuple[StatusPoint, ...],
+    horizon: int | None,
+    new: StatusPoint,
+    id_for: IdFor,
+    emitted: Container[str],
+    journal: bool,
 ) -> Inserted | None:
     """Use ``_append`` when the new fact goes last and re-anchors nothing: no floating point was fetched after it."""
     newest_floating = -1
@@ -313,7 +336,7 @@ def _try_append(
     last = points[-1]
     if new.serial < last.serial or (new.serial == last.serial and new.sort_key() <= last.sort_key()):
         return None
-    return _append(points, horizon, new, id_for, emitted)
+    return _append(points, horizon, new, id_for, emitted, journal)
 
 
 def insert(
@@ -322,12 +345,14 @@ def insert(
     new: StatusPoint,
     id_for: IdFor,
     emitted: Container[str],
+    journal: bool = True,
 ) -> Inserted:
-    """Insert one status fact and return the new timeline with the transitions it makes necessary."""
+    """Insert one status fact and return the new timeline with the transitions it makes necessary; ``journal``
+    says whether the journal is the authority for the changes it records (README, S3)."""
     if new.rank != FLOATING_RANK and horizon is not None and new.serial <= horizon:
         return Inserted(points, horizon, (), (), "stale")
     if points:
-        fast = _try_append(points, horizon, new, id_for, emitted)
+        fast = _try_append(points, horizon, new, id_for, emitted, journal)
         if fast is not None:
             return fast
     ident = _identity(new)
@@ -341,7 +366,7 @@ def insert(
     work.append(new)
     work.sort(key=StatusPoint.sort_key)
     work = _reanchor(work)
-    work, emissions, runs = _derive(work, horizon is not None, id_for, emitted)
+    work, emissions, runs = _derive(work, horizon is not None, id_for, emitted, journal)
     run_marks: tuple[Mark, ...] = ()
     for run in runs:
         if any(_identity(work[i]) == ident for i in run):

@@ -20,7 +20,7 @@ from subscribers.records import Alert, InventoryPackage, InventoryRecord
 SOURCE = "alerts"
 PYPI = "PyPI"
 RELEASE_KINDS = frozenset({"RELEASE_QUARANTINED", "RELEASE_CLEARED", "RELEASE_REMOVED", "YANKED"})
-REPORT_KINDS = frozenset({"REPORTED", "REPORT_UPDATED", "REPORT_WITHDRAWN"})
+REPORT_KINDS = frozenset({"REPORTED", "REPORT_UPDATED", "REPORT_WITHDRAWN", "REPORT_ESCALATED"})
 SEVERITIES = ("low", "medium", "high", "critical")
 MAX_KEYS_PER_PACKAGE = 64
 """Latest transitions remembered per package for retroactive checks (one per kind/version/report)."""
@@ -148,7 +148,7 @@ class CurrentState:
             t = entry.by_key.get(key)
             found.setdefault(t.event_id if t else entry.latest.event_id, t or entry.latest)
         for report in after.live_reports:
-            t = _latest_of(entry, ("REPORT_UPDATED", "REPORTED"), report) or entry.latest
+            t = _latest_of(entry, ("REPORT_ESCALATED", "REPORT_UPDATED", "REPORTED"), report) or entry.latest
             found.setdefault(t.event_id, t)
         return list(found.values())
 

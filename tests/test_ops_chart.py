@@ -635,6 +635,28 @@ def test_values_map_one_to_one_onto_env() -> None:
     assert journal["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 9999
 
 
+def _processor_env(*args: str) -> dict[str, dict[str, Any]]:
+    docs = render(*args)
+    (processor,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "processor"
+    ]
+    return env_of(processor["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_processor_authority_follows_the_journal_ingestor() -> None:
+    """With ingest-pypi-journal running its rows decide (README S3); without it the pages must, or a deployment
+    without the journal would silently never report a quarantine."""
+    assert _processor_env()["QWATCH_PROCESSOR_AUTHORITY"]["value"] == "journal"
+    off = _processor_env("--set", "components.ingest-pypi-journal.enabled=false")
+    assert off["QWATCH_PROCESSOR_AUTHORITY"]["value"] == "pages"
+    forced = _processor_env(
+        "--set", "components.ingest-pypi-journal.enabled=false", "--set", "config.processor_authority=journal"
+    )
+    assert forced["QWATCH_PROCESSOR_AUTHORITY"]["value"] == "journal"
+
+
 def test_sasl_tls_render_wires_the_secrets() -> None:
     docs = render(*RENDERS["sasl-tls"])
     for name, spec in pod_specs(docs):

@@ -38,13 +38,14 @@ class Run:
     """The outputs of feeding observations one by one, starting from ``state``."""
 
     state: PackageStateRecord | None = None
+    authority: str = "journal"
     transitions: list[events.Transition] = field(default_factory=list)
     watch: list[events.WatchRequest] = field(default_factory=list)
     outcomes: list[str] = field(default_factory=list)
 
     def feed(self, observations: Sequence[events.Observation]) -> Run:
         for obs in observations:
-            result: StepResult = step(self.state, obs, NOW)
+            result: StepResult = step(self.state, obs, NOW, self.authority)
             self.state = result.state
             self.transitions.extend(result.transitions)
             self.watch.extend(result.watch_requests)
@@ -60,8 +61,8 @@ class Run:
         return out
 
 
-def run(observations: Sequence[events.Observation]) -> Run:
-    return Run().feed(observations)
+def run(observations: Sequence[events.Observation], authority: str = "journal") -> Run:
+    return Run(authority=authority).feed(observations)
 
 
 ACTIVE3 = page_("active", 31000002, 0)
@@ -104,9 +105,9 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
         "active",
     ),
     (
-        "drop from the root index confirmed by the page",
+        "drop from the root index, then the page: the state follows, the journal row decides",
         [ACTIVE3, index(P, False, T0 + 5 * MIN), page_("quarantined", 31000003, 6)],
-        ["QUARANTINED:high"],
+        [],
         ["dropped-from-root-index"],
         "quarantined",
     ),
@@ -125,13 +126,6 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
     (
         "quarantine, remove, re-register (journal create)",
         [ACTIVE3, J(31000003, "project quarantined"), J(31000010, "remove project"), J(31000020, "create")],
-        ["QUARANTINED:high", "REMOVED:medium", "RESTORED:high"],
-        [],
-        "active",
-    ),
-    (
-        "quarantine, 404, page active again with a higher serial",
-        [ACTIVE3, page_("quarantined", 31000003, 5), page_("absent", None, 10), page_("active", 31000020, 20)],
         ["QUARANTINED:high", "REMOVED:medium", "RESTORED:high"],
         [],
         "active",
@@ -190,9 +184,9 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
         "removed",
     ),
     (
-        "a first page showing an archived or quarantined project reports it",
+        "a first page is a baseline, whatever it shows (S2)",
         [page_("quarantined", 31000003, 0)],
-        ["QUARANTINED:high"],
+        [],
         [],
         "quarantined",
     ),
@@ -204,9 +198,15 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
         "removed",
     ),
     (
-        "a name reported, absent, then registered: RESTORED is critical",
-        [rep("added", 0), page_("absent", None, 10), journal(P, 31000050, "create", ts=T0 + 20 * MIN)],
-        ["REPORTED:high:MAL-2026-1", "RESTORED:critical"],
+        "a name reported, absent, then registered and served: the report escalates once",
+        [
+            rep("added", 0),
+            page_("absent", None, 10),
+            journal(P, 31000050, "create", ts=T0 + 20 * MIN),
+            page_("active", 31000051, 30),
+            page_("active", 31000052, 40, versions=("1.0", "1.1")),
+        ],
+        ["REPORTED:high:MAL-2026-1", "RESTORED:high", "REPORT_ESCALATED:critical:MAL-2026-1"],
         ["new-report"],
         "active",
     ),
@@ -227,7 +227,7 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
     (
         "report modified: only a change of affected versions is news",
         [ACTIVE3, rep("added", 0), rep("modified", 1), rep("modified", 2, ("1.0", "2.0"))],
-        ["REPORTED:critical:MAL-2026-1", "REPORT_UPDATED:high:MAL-2026-1"],
+        ["REPORTED:critical:MAL-2026-1", "REPORT_UPDATED:medium:MAL-2026-1"],
         ["new-report"],
         "active",
     ),
@@ -239,11 +239,46 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
         "active",
     ),
     (
-        "report on a quarantined package is medium",
+        "report on a package never seen served is high",
         [page_("quarantined", 31000003, 0), rep("added", 0)],
-        ["QUARANTINED:high", "REPORTED:medium:MAL-2026-1"],
+        ["REPORTED:high:MAL-2026-1"],
         ["new-report"],
         "quarantined",
+    ),
+    (
+        "exposure is a fact about the past: served, quarantined, then reported is critical",
+        [ACTIVE3, J(31000004, "project quarantined"), rep("added", 0)],
+        ["QUARANTINED:high", "REPORTED:critical:MAL-2026-1"],
+        ["new-report"],
+        "quarantined",
+    ),
+    (
+        "reported first, served later: one escalation, not one per page",
+        [rep("added", 0), ACTIVE3, page_("active", 31000004, 9, versions=("1.0", "1.1"))],
+        ["REPORTED:high:MAL-2026-1", "REPORT_ESCALATED:critical:MAL-2026-1"],
+        ["new-report"],
+        "active",
+    ),
+    (
+        "a snapshot's report is a baseline; served later, it stays silent",
+        [report(P, "MAL-2026-1", "existing", "2026-01-02T00:00:00Z", "c0", T0), ACTIVE3],
+        [],
+        [],
+        "active",
+    ),
+    (
+        "an edit of a withdrawn report never revives it; a reinstatement does",
+        [ACTIVE3, rep("added", 0), rep("withdrawn", 1), rep("modified", 2), rep("reinstated", 3)],
+        ["REPORTED:critical:MAL-2026-1", "REPORT_WITHDRAWN:low:MAL-2026-1", "REPORTED:critical:MAL-2026-1"],
+        ["new-report", "new-report"],
+        "active",
+    ),
+    (
+        "a report moved to another package is withdrawn here",
+        [ACTIVE3, rep("added", 0), rep("moved", 1)],
+        ["REPORTED:critical:MAL-2026-1", "REPORT_WITHDRAWN:low:MAL-2026-1"],
+        ["new-report"],
+        "active",
     ),
     (
         "a stale report change (older modified) is ignored",
@@ -285,20 +320,20 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
         "active",
     ),
     (
-        "a yank of a version a live report names is medium",
+        "a yank is low whatever the reports say (the report carries the risk)",
         [ACTIVE3, rep("added", 0, ("1.1",)), J(31000004, "yank release", "1.1")],
-        ["REPORTED:high:MAL-2026-1", "YANKED:medium:1.1"],
+        ["REPORTED:high:MAL-2026-1", "YANKED:low:1.1"],
         ["new-report"],
         "active",
     ),
     (
-        "JSON yank flags, then unyank on the page",
+        "JSON yank flags are state, not news: only the journal's row is a yank",
         [
             ACTIVE3,
             json_api(P, 200, 31000004, T0 + 5 * MIN, [("1.0", True)]),
             page_("active", 31000005, 10, versions=("1.0",)),
         ],
-        ["YANKED:low:1.0"],
+        [],
         [],
         "active",
     ),
@@ -312,34 +347,73 @@ CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
     (
         "JSON 404 of a quarantined project is already explained",
         [page_("quarantined", 31000003, 0), json_api(P, 404, None, T0 + 5 * MIN)],
-        ["QUARANTINED:high"],
+        [],
         [],
         "quarantined",
     ),
     (
         "JSON 200 newer than a quarantine asks for a look",
         [page_("quarantined", 31000003, 0), json_api(P, 200, 31000009, T0 + 5 * MIN, [("1.0", False)])],
-        ["QUARANTINED:high"],
+        [],
         ["json-contradicts-state"],
         "quarantined",
     ),
     (
         "back in the root index while removed asks for a look",
         [ACTIVE3, page_("absent", None, 5), index(P, True, T0 + 10 * MIN, 31000030)],
-        ["REMOVED:medium"],
+        [],
         ["reappeared-in-root-index"],
         "removed",
     ),
     (
-        "a cleared quarantine with a live report is high",
+        "a cleared quarantine is low; the live report keeps its own severity",
         [
             ACTIVE3,
             rep("added", 0, ("0.1",)),
             J(31000003, "project quarantined"),
             J(31000004, "project quarantine cleared"),
         ],
-        ["REPORTED:high:MAL-2026-1", "QUARANTINED:high", "CLEARED:high"],
+        ["REPORTED:high:MAL-2026-1", "QUARANTINED:high", "CLEARED:low"],
         ["new-report"],
+        "active",
+    ),
+]
+
+PAGES_CASES: list[tuple[str, list[events.Observation], list[str], list[str], str]] = [
+    # Without the journal (authority "pages"), the Simple pages' timeline decides the project status (S3).
+    (
+        "drop from the root index confirmed by the page",
+        [ACTIVE3, index(P, False, T0 + 5 * MIN), page_("quarantined", 31000003, 6)],
+        ["QUARANTINED:high"],
+        ["dropped-from-root-index"],
+        "quarantined",
+    ),
+    (
+        "quarantine, 404, page active again with a higher serial",
+        [ACTIVE3, page_("quarantined", 31000003, 5), page_("absent", None, 10), page_("active", 31000020, 20)],
+        ["QUARANTINED:high", "REMOVED:medium", "RESTORED:high"],
+        [],
+        "active",
+    ),
+    (
+        "a page shows a quarantined project active again: no CLEARED (a removal and re-registration look alike)",
+        [ACTIVE3, page_("quarantined", 31000003, 5), page_("active", 31000004, 10)],
+        ["QUARANTINED:high"],
+        [],
+        "active",
+    ),
+    (
+        "a first page is a baseline here too",
+        [page_("archived", 31000003, 0), page_("absent", None, 5)],
+        ["REMOVED:medium"],
+        [],
+        "removed",
+    ),
+    (
+        "yanks never come from pages, even without the journal",
+        [ACTIVE3, page_("active", 31000004, 5, versions=("1.0", "1.1"), yanked=("1.1",))],
+        [],
+        [],
         "active",
     ),
 ]
@@ -356,6 +430,18 @@ def test_table(
     assert all(w.urgent and w.source == "processor" for w in r.watch)
 
 
+@pytest.mark.parametrize(
+    ("name", "observations", "expected", "watch", "final"), PAGES_CASES, ids=[c[0] for c in PAGES_CASES]
+)
+def test_pages_authority_table(
+    name: str, observations: list[events.Observation], expected: list[str], watch: list[str], final: str
+) -> None:
+    r = run(observations, "pages")
+    assert r.labels == expected
+    assert [w.reason for w in r.watch] == watch
+    assert r.state is not None and r.state.status == final
+
+
 def test_every_kind_is_covered_by_the_table() -> None:
     seen = {label.split(":")[0] for c in CASES for label in run(c[1]).labels}
     assert seen == set(kinds.ALL_KINDS)
@@ -365,9 +451,10 @@ def test_journal_first_and_page_first_give_the_same_transition_id() -> None:
     a = run([ACTIVE3, J(31000003, "project quarantined"), page_("quarantined", 31000003, 5)])
     b = run([ACTIVE3, page_("quarantined", 31000003, 5), J(31000003, "project quarantined")])
     assert [t.event_id for t in a.transitions] == [t.event_id for t in b.transitions]
-    # Journal first carries the journal timestamp; page first cannot (the page has none) ...
-    assert a.transitions[0].upstream_time == T0 + 3_000 and b.transitions[0].upstream_time is None
-    # ... but the state keeps the merged evidence: both sources, and the earliest upstream time.
+    # The row decides in both orders (S3), so both carry the journal timestamp ...
+    assert a.transitions[0].upstream_time == b.transitions[0].upstream_time == T0 + 3_000
+    # ... and page first, the page that came first is part of the evidence.
+    assert [e.source for e in b.transitions[0].evidence] == ["pypi-journal", "pypi-simple"]
     assert b.state is not None
     fact = next(f for f in b.state.facts if f.event_id == b.transitions[0].event_id)
     assert {s.source for s in fact.seen} == {"pypi-simple", "pypi-journal"}
@@ -382,8 +469,8 @@ def test_transition_envelope() -> None:
     assert t.detected_at == NOW and t.upstream_time == T0 + 3_000
     assert [e.source for e in t.evidence] == ["pypi-journal"]
     assert "quarantined demo" in t.summary and "31000003" in t.summary
-    first = run([page_("quarantined", 31000003, 0)]).transitions[0]
-    assert first.before is None  # the package was unknown
+    first = run([J(31000003, "project quarantined")]).transitions[0]
+    assert first.before is None  # the package was unknown: a journal row is news even then (S2)
 
 
 def test_event_ids_do_not_depend_on_the_clock() -> None:
@@ -417,7 +504,10 @@ HISTORY = [
 
 def test_replay_of_the_whole_history_emits_nothing() -> None:
     r = run(HISTORY)
-    assert len(r.transitions) == 10
+    assert [t.kind for t in r.transitions] == [
+        "REPORTED", "ARCHIVED", "QUARANTINED", "RELEASE_QUARANTINED", "CLEARED", "YANKED", "REPORT_WITHDRAWN",
+        "REMOVED", "RESTORED",
+    ]  # fmt: skip
     again = Run(state=r.state).feed(HISTORY)
     assert again.transitions == [] and again.watch == []
     assert set(again.outcomes) == {"duplicate"}
@@ -462,7 +552,7 @@ def test_state_stays_bounded() -> None:
     old = run([]).feed([])
     old.state = r.state
     old.feed([J(31000010, "project quarantined"), J(31000011, "project quarantine cleared")])
-    assert old.transitions == [] and old.outcomes == ["stale", "stale"]
+    assert old.transitions == [] and old.outcomes == ["duplicate", "duplicate"]
 
 
 def test_observation_for_another_package_is_a_bug() -> None:

@@ -1,16 +1,13 @@
 """Order-independence of the processor core, as properties over generated package histories.
 
-What is guaranteed (and documented in processors/core.py and the README of the processor):
+These are the older, scenario-shaped properties; tests/simulation/ checks the same rules (processors/README.md,
+S1-S7) against an independent reference model. Here, with the journal as authority:
 
-* STRONG (set of event ids): a history whose pages are fetched right after the journal row that set the status
-  they show (so a page's serial is the serial of the change it reflects), processed with its project-status
-  observations (journal status rows, pages, hints) in any order and any duplicates, yields exactly the set of
-  transition ids of the canonical order. Report changes and release rows keep their relative order: each has
-  one writer that delivers in order, and the core treats them last-writer-wins (an older one is a redelivery).
-* WEAK (one transition per real change): adding re-fetches, 404 pages (no serial) and pages fetched after other
-  activity moved the serial, any order still yields no id twice, the same final status and the same number of
-  transitions of each kind; only the id of a change first seen on such a page may differ (it carries the page's
-  serial or anchor, because the journal row that created the change was not known yet).
+* The journal rows and the report changes keep their own order (one writer each); pages and hints go anywhere,
+  with any duplicates. Every such interleaving gives the same set of transition ids (leaving out
+  REPORT_ESCALATED, whose presence depends on arrival order by design), the same final status, and the same
+  final severity of every report live at the end.
+* The weak form adds re-fetches and pages after unrelated serial bumps: no id twice, no change lost.
 * Replay: after any order, feeding the whole history again emits nothing.
 """
 
@@ -163,25 +160,40 @@ class Outcome:
     kinds: Counter[str]
     status: str
     state: PackageStateRecord | None
+    severity: dict[str, str]
+    """Final severity of each report: the highest of its REPORTED and REPORT_ESCALATED (S6)."""
+
+
+LEVELS = ("low", "medium", "high", "critical")
 
 
 def process(observations: Sequence[events.Observation], state: PackageStateRecord | None = None) -> Outcome:
+    """Ids and kinds leave out REPORT_ESCALATED, whose presence depends on arrival order by design (S4); the
+    final severity it leads to does not, and is compared instead."""
     ids: list[str] = []
     kinds: Counter[str] = Counter()
+    severity: dict[str, str] = {}
     for obs in observations:
         result = step(state, obs, NOW)
         state = result.state
-        ids.extend(t.event_id for t in result.transitions)
-        kinds.update(t.kind for t in result.transitions)
-    return Outcome(ids, kinds, state.status if state is not None else "unknown", state)
+        for t in result.transitions:
+            if t.report_id is not None and t.kind in ("REPORTED", "REPORT_ESCALATED"):
+                old = severity.get(t.report_id, "low")
+                severity[t.report_id] = max(old, t.severity, key=LEVELS.index)
+            if t.kind != "REPORT_ESCALATED":
+                ids.append(t.event_id)
+                kinds[t.kind] += 1
+    live = {r.report_id for r in state.reports if r.status == "live"} if state is not None else set()
+    severity = {rid: level for rid, level in severity.items() if rid in live}  # S4: reports live at the end
+    return Outcome(ids, kinds, state.status if state is not None else "unknown", state, severity)
 
 
 def _ordered_class(obs: events.Observation, journal_in_order: bool) -> str | None:
     """Observations that keep their relative order: each class has one writer that delivers in order."""
     if isinstance(obs, events.ReportObserved):
         return "report"
-    if isinstance(obs, events.JournalEntryObserved) and (journal_in_order or obs.version is not None):
-        return "journal" if journal_in_order else f"release:{obs.version}"
+    if isinstance(obs, events.JournalEntryObserved):
+        return "journal"  # one writer, in serial order: an older row after a newer one is a replay (S3)
     return None
 
 
@@ -240,6 +252,7 @@ def test_strong_any_interleaving_yields_the_same_set_of_transition_ids(
     assert len(shuffled.ids) == len(set(shuffled.ids)), "an id was emitted twice"
     assert set(shuffled.ids) == set(canonical.ids)
     assert shuffled.status == canonical.status
+    assert shuffled.severity == canonical.severity
 
 
 @EXAMPLES

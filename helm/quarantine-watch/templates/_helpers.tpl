@@ -65,6 +65,10 @@ returns JSON (use fromJson).
 {{- if not (hasKey $settings "kafka_client_id") -}}
 {{- $_ := set $settings "kafka_client_id" (include "qwatch.componentName" (dict "root" $root "name" .name)) -}}
 {{- end -}}
+{{- if and (eq .name "processor") (not (hasKey $settings "processor_authority")) -}}
+{{- $journal := index $root.Values.components "ingest-pypi-journal" | default dict -}}
+{{- $_ := set $settings "processor_authority" (ternary "journal" "pages" (ne (toString $journal.enabled) "false")) -}}
+{{- end -}}
 {{- if and $root.Values.kafka.tls.caSecret (not (hasKey $settings "kafka_ssl_cafile")) -}}
 {{- $_ := set $settings "kafka_ssl_cafile" (printf "/etc/qwatch/kafka-ca/%s" $root.Values.kafka.tls.caKey) -}}
 {{- end -}}
