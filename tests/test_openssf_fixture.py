@@ -111,7 +111,7 @@ def test_sample_snapshot_then_nothing(sample_repo: Path, tmp_path: Path) -> None
         withdrawn = [e for e in events if e.change == "withdrawn"]
         assert len(withdrawn) == 1 and withdrawn[0].path.startswith("osv/withdrawn/pypi/")
         assert len(events) == len({e.report_id for e in events}) == 8167
-        assert {e.change for e in events} == {"added", "withdrawn"}
+        assert {e.change for e in events} == {"existing", "withdrawn"}
         h.sink.events.clear()
         assert h.service.poll().steps == [] and h.sink.events == []
 

@@ -64,7 +64,7 @@ def test_kafka_sink_events_and_cursor(kafka_cfg: KafkaConfig, codec: Codec, tmp_
         if isinstance(d.event, ReportObserved) and d.event.package in (one, two)
     ]
     assert sorted((e.change, e.report_id, e.commit) for e in mine) == sorted(
-        [("added", id1, first), ("added", id2, first), ("withdrawn", id2, head)]
+        [("existing", id1, first), ("existing", id2, first), ("withdrawn", id2, head)]
     )
     assert {e.source for e in mine} == {"openssf"} and len({e.event_id for e in mine}) == 3
     dead = [

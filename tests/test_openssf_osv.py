@@ -131,11 +131,6 @@ def test_pending_files(name: str, doc: dict[str, object], why: str) -> None:
             b'{"id": "MAL-1", "summary": "\\ud800", "affected": [{"package": {"ecosystem": "PyPI", "name": "a"}}]}',
             "schema",
         ),
-        (
-            b'{"id": "MAL-1", "affected": [{"package": {"ecosystem": "PyPI", "name": "a"}},'
-            b' {"package": {"ecosystem": "npm", "name": "b"}}]}',
-            "schema",
-        ),
         (b"{" + b" " * 200_000 + b"}", "oversized"),
     ],
 )
@@ -196,10 +191,11 @@ def test_scope() -> None:
 
 
 # -- classification ---------------------------------------------------------------------------------------------
-L1 = Location("osv/malicious/pypi/a/MAL-1.json", "b1", False)
-L1_EDIT = Location("osv/malicious/pypi/a/MAL-1.json", "b2", False)
-W1 = Location("osv/withdrawn/pypi/a/MAL-1.json", "b3", True)
-MOVED = Location("osv/malicious/pypi/a_b/MAL-1.json", "b1", False)
+A = (("PyPI", "a"),)
+L1 = Location("osv/malicious/pypi/a/MAL-1.json", "b1", False, A)
+L1_EDIT = Location("osv/malicious/pypi/a/MAL-1.json", "b2", False, A)
+W1 = Location("osv/withdrawn/pypi/a/MAL-1.json", "b3", True, A)
+MOVED = Location("osv/malicious/pypi/a_b/MAL-1.json", "b1", False, A)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +215,7 @@ MOVED = Location("osv/malicious/pypi/a_b/MAL-1.json", "b1", False)
 )
 def test_classify_one(old: Location | None, new: Location | None, change: str | None) -> None:
     result = classify_one("MAL-1", old, new)
-    assert (result.change if result else None) == change
+    assert [(c.change, c.package) for c in result] == ([] if change is None else [(change, ("PyPI", "a"))])
 
 
 def test_rename_of_a_pending_file_is_one_added_and_duplicates_resolve_by_path_order() -> None:

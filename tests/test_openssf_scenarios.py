@@ -44,7 +44,8 @@ def repo(tmp_path: Path) -> WorkRepo:
 def test_incremental_polls_follow_new_commits(repo: WorkRepo, tmp_path: Path) -> None:
     with ingestor(repo.path, tmp_path / "state") as h:
         h.service.poll()
-        assert h.take() == {("added", A), ("added", B)}  # nothing from unmergable/, Downloads/, non-JSON
+        # The snapshot is a baseline (existing), and nothing comes from unmergable/, Downloads/, non-JSON.
+        assert h.take() == {("existing", A), ("existing", B)}
         repo.commit({live("gamma", C): osv(C, "gamma"), live("alpha", A): osv(A, "alpha", versions=("1.0.0", "2.0"))})
         head = repo.commit({live("beta", B): None, "osv/malicious/.id-allocator": "h2\n"})
         result = h.service.poll()
@@ -73,7 +74,7 @@ def test_force_push_neither_duplicates_nor_misses(repo: WorkRepo, tmp_path: Path
         h.service.poll()
         repo.commit({live("gamma", C): osv(C, "gamma")})
         h.service.poll()
-        assert h.take() == {("added", A), ("added", B), ("added", C)}
+        assert h.take() == {("existing", A), ("existing", B), ("added", C)}
         repo.reset_hard(base)  # C's commit is rewritten away…
         head = repo.commit({live("delta", D): osv(D, "delta"), live("beta", B): osv(B, "beta", summary="edited")})
         result = h.service.poll()
@@ -274,7 +275,7 @@ def test_service_loop_backs_off_and_retries_until_acknowledged(repo: WorkRepo, t
         runner.start()
         runner.join(20)
         assert not runner.is_alive()
-        assert sink.calls == 2 and h.changes() == {("added", A), ("added", B)}
+        assert sink.calls == 2 and h.changes() == {("existing", A), ("existing", B)}
         assert h.sample("qwatch_ingest_polls_total", {"source": "openssf", "outcome": "error"}) == 1
         assert h.sample("qwatch_ingest_polls_total", {"source": "openssf", "outcome": "ok"}) == 1
 
@@ -291,7 +292,7 @@ def test_a_url_is_mirrored_bare_and_fetched_each_poll_even_after_a_force_push(tm
     first = upstream.commit({live("alpha", A): osv(A, "alpha")})
     with ingestor(upstream.path.as_uri(), tmp_path / "state") as h:
         h.service.poll()
-        assert h.take() == {("added", A)} and h.source.remote and h.source.repo.bare
+        assert h.take() == {("existing", A)} and h.source.remote and h.source.repo.bare
         assert not (upstream.path / ".git" / "qwatch").exists()  # nothing written upstream
         upstream.commit({live("gamma", C): osv(C, "gamma")})
         h.service.poll()

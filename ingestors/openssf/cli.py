@@ -27,12 +27,14 @@ logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Follows the OpenSSF malicious-packages repository (OSV files in git) and emits one ReportObserved event per
-report-id change: added, modified, withdrawn, reinstated or deleted. Reports are paired by id, not by path, so
-the "Assign IDs" rename of a pending MAL-0000 file is one 'added'; pending files are counted, never emitted;
-malformed files become DeadLetter events. Reads the object database only (no checkout): a URL is mirrored bare
-into --workdir and fetched each poll, a local path is read in place.
+report-id change and affected package: added, modified, withdrawn, reinstated, deleted or moved (the report now
+names another package; told to the package it left). Reports are paired by id, not by path, so the "Assign IDs"
+rename of a pending MAL-0000 file is one 'added'; an edit of a withdrawn report stays 'withdrawn'; pending files
+are counted, never emitted; malformed files become DeadLetter events. Reads the object database only (no
+checkout): a URL is mirrored bare into --workdir and fetched each poll, a local path is read in place.
 
-First run without a cursor: a snapshot of every report at head ('added', or 'withdrawn' for withdrawn ones).
+First run without a cursor: a snapshot of every report at head ('existing', a baseline rather than news, or
+'withdrawn' for withdrawn ones).
 Then each poll diffs cursor..head; the cursor (the commit sha) moves only after the sink acknowledged
 every event. If the cursor is no longer an ancestor of head (force-push), head is compared with the last
 known report state, so downstream sees only the net difference.

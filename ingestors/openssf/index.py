@@ -11,12 +11,13 @@ saved. The ``meta.commit`` row says which commit the table mirrors, so a mismatc
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestors.openssf.classify import Location
+from ingestors.openssf.classify import Location, PackageKey
 
 REPORT = "report"
 PENDING = "pending"
@@ -31,23 +32,29 @@ CREATE TABLE IF NOT EXISTS files (
     withdrawn INTEGER NOT NULL DEFAULT 0,
     ecosystem TEXT NOT NULL DEFAULT '',
     package_name TEXT NOT NULL DEFAULT '',
-    package TEXT NOT NULL DEFAULT ''
+    package TEXT NOT NULL DEFAULT '',
+    more_packages TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_by_id ON files(report_id) WHERE report_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_MORE_PACKAGES = "ALTER TABLE files ADD COLUMN more_packages TEXT NOT NULL DEFAULT ''"
+"""An index written before reports could name several packages lacks the column; '' (one package) is right
+for all of its rows, because such reports were dead-lettered then."""
 
 _SCRATCH = """
 CREATE TEMP TABLE IF NOT EXISTS changed (path TEXT PRIMARY KEY, old_blob TEXT, new_blob TEXT) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, blob TEXT NOT NULL) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS incoming (
     path TEXT PRIMARY KEY, blob TEXT NOT NULL, kind TEXT NOT NULL, report_id TEXT,
-    withdrawn INTEGER NOT NULL, ecosystem TEXT NOT NULL, package_name TEXT NOT NULL, package TEXT NOT NULL
+    withdrawn INTEGER NOT NULL, ecosystem TEXT NOT NULL, package_name TEXT NOT NULL, package TEXT NOT NULL,
+    more_packages TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS affected (report_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS before (
     path TEXT PRIMARY KEY, blob TEXT NOT NULL, kind TEXT NOT NULL, report_id TEXT NOT NULL,
-    withdrawn INTEGER NOT NULL, ecosystem TEXT NOT NULL, package_name TEXT NOT NULL, package TEXT NOT NULL
+    withdrawn INTEGER NOT NULL, ecosystem TEXT NOT NULL, package_name TEXT NOT NULL, package TEXT NOT NULL,
+    more_packages TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS temp.before_by_id ON before(report_id);
 """
@@ -55,7 +62,9 @@ CREATE INDEX IF NOT EXISTS temp.before_by_id ON before(report_id);
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """One in-scope file: a report (with the names a ``deleted`` event needs), a pending file or a bad one."""
+    """One in-scope file: a report (with the names a ``deleted`` or ``moved`` event needs), a pending file or a
+    bad one. ``ecosystem``/``package_name``/``package`` name the report's first package; ``more_packages`` holds
+    ``(ecosystem, package_name, package)`` for any further ones."""
 
     path: str
     blob: str
@@ -65,8 +74,21 @@ class IndexEntry:
     ecosystem: str = ""
     package_name: str = ""
     package: str = ""
+    more_packages: tuple[tuple[str, str, str], ...] = ()
 
-    def as_row(self) -> tuple[str, str, str, str | None, int, str, str, str]:
+    @property
+    def names(self) -> tuple[tuple[str, str, str], ...]:
+        """``(ecosystem, package_name, package)`` of every package the report names, first one first."""
+        return ((self.ecosystem, self.package_name, self.package), *self.more_packages)
+
+    @property
+    def keys(self) -> tuple[PackageKey, ...]:
+        """``(ecosystem, package)`` of every package the report names (empty for a pending or a bad file)."""
+        if self.kind != REPORT:
+            return ()
+        return tuple((eco, pkg) for eco, _, pkg in self.names)
+
+    def as_row(self) -> tuple[str, str, str, str | None, int, str, str, str, str]:
         """The column tuple, in table order."""
         return (
             self.path,
@@ -77,6 +99,7 @@ class IndexEntry:
             self.ecosystem,
             self.package_name,
             self.package,
+            json.dumps([list(p) for p in self.more_packages], ensure_ascii=False) if self.more_packages else "",
         )
 
 
@@ -92,7 +115,10 @@ class ReportIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA temp_store=FILE")
-        self._db.executescript(_SCHEMA + _SCRATCH)
+        self._db.executescript(_SCHEMA)
+        if not any(row[1] == "more_packages" for row in self._db.execute("PRAGMA table_info(files)")):
+            self._db.execute(_MORE_PACKAGES)
+        self._db.executescript(_SCRATCH)
 
     def close(self) -> None:
         """Close the database (an open transaction is rolled back)."""
@@ -173,7 +199,7 @@ class ReportIndex:
     def add_incoming(self, entries: Iterable[IndexEntry]) -> None:
         """Stage parsed new-side entries; they replace the changed paths on ``apply``."""
         self._db.executemany(
-            "INSERT OR REPLACE INTO incoming VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (e.as_row() for e in entries)
+            "INSERT OR REPLACE INTO incoming VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (e.as_row() for e in entries)
         )
 
     def apply(self, capture_before: bool) -> None:
@@ -209,16 +235,21 @@ class ReportIndex:
 
     def before(self, report_id: str) -> list[Location]:
         """Where the id lived before this poll's changes."""
-        rows = self._db.execute("SELECT path, blob, withdrawn FROM before WHERE report_id = ?", (report_id,))
-        return [Location(str(p), str(b), bool(w)) for p, b, w in rows]
+        rows = self._db.execute(
+            "SELECT path, blob, withdrawn, ecosystem, package, more_packages FROM before WHERE report_id = ?",
+            (report_id,),
+        )
+        return [_location(row) for row in rows]
 
     # -- lookups ---------------------------------------------------------------------------------------------
     def locations(self, report_id: str) -> list[Location]:
         """Where the id lives now (every copy)."""
         rows = self._db.execute(
-            "SELECT path, blob, withdrawn FROM files WHERE report_id = ? AND kind = 'report'", (report_id,)
+            "SELECT path, blob, withdrawn, ecosystem, package, more_packages FROM files "
+            "WHERE report_id = ? AND kind = 'report'",
+            (report_id,),
         )
-        return [Location(str(p), str(b), bool(w)) for p, b, w in rows]
+        return [_location(row) for row in rows]
 
     def has_report(self, report_id: str) -> bool:
         """True when some file already holds this id."""
@@ -238,8 +269,20 @@ class ReportIndex:
     def insert(self, entries: Iterable[IndexEntry]) -> None:
         """Write rows directly (snapshots and rebuilds, where there is no old state to compare)."""
         self._db.executemany(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (e.as_row() for e in entries)
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (e.as_row() for e in entries)
         )
+
+
+def _more_packages(raw: object) -> tuple[tuple[str, str, str], ...]:
+    if not raw:
+        return ()
+    return tuple((str(e), str(n), str(p)) for e, n, p in json.loads(str(raw)))
+
+
+def _location(row: tuple[object, ...]) -> Location:
+    path, blob, withdrawn, ecosystem, package, more = row
+    keys = ((str(ecosystem), str(package)), *((e, p) for e, _, p in _more_packages(more)))
+    return Location(str(path), str(blob), bool(withdrawn), keys)
 
 
 def _entry(row: tuple[object, ...]) -> IndexEntry:
@@ -253,4 +296,5 @@ def _entry(row: tuple[object, ...]) -> IndexEntry:
         str(row[5]),
         str(row[6]),
         str(row[7]),
+        _more_packages(row[8]),
     )

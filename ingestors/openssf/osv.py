@@ -37,8 +37,29 @@ class ReportParseError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class AffectedPackage:
+    """One package a report names, with what the report says about it (``affected[]`` entries merged)."""
+
+    ecosystem: str
+    package_name: str
+    package: str
+    affected_versions: tuple[str, ...]
+    all_versions: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(ecosystem, package)``: the key downstream keeps per-package state under."""
+        return self.ecosystem, self.package
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedReport:
-    """The fields of one OSV report that downstream needs; everything else in the record is ignored."""
+    """The fields of one OSV report that downstream needs; everything else in the record is ignored.
+
+    ``packages`` lists every package the report names, once per ``(ecosystem, package)`` key, in record order
+    (upstream writes exactly one; a hand-made record may name several). The flat ``ecosystem`` …
+    ``all_versions`` fields repeat the first of them.
+    """
 
     report_id: str
     ecosystem: str
@@ -52,6 +73,19 @@ class ParsedReport:
     withdrawn: str | None
     aliases: tuple[str, ...]
     origins: tuple[str, ...]
+    packages: tuple[AffectedPackage, ...]
+
+    @property
+    def keys(self) -> tuple[tuple[str, str], ...]:
+        """The ``(ecosystem, package)`` keys the report names, in record order."""
+        return tuple(p.key for p in self.packages)
+
+    def affected(self, key: tuple[str, str]) -> AffectedPackage:
+        """What the report says about one of its packages (KeyError for a package it does not name)."""
+        for pkg in self.packages:
+            if pkg.key == key:
+                return pkg
+        raise KeyError(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,31 +178,37 @@ def _parse_record(doc: dict[str, Any], path: str) -> ParsedReport | Pending:
     report_id = _text(raw_id, "id")
     if not _ID.match(report_id):
         raise ReportParseError("schema", f"id {report_id[:80]!r} is not a report id")
-    ecosystem, name, versions, all_versions = _affected(doc.get("affected"))
+    packages = _affected(doc.get("affected"))
+    first = packages[0]
     return ParsedReport(
         report_id=report_id,
-        ecosystem=ecosystem,
-        package_name=name,
-        package=normalize_package(ecosystem, name),
-        affected_versions=versions,
-        all_versions=all_versions,
+        ecosystem=first.ecosystem,
+        package_name=first.package_name,
+        package=first.package,
+        affected_versions=first.affected_versions,
+        all_versions=first.all_versions,
         summary=_opt_text(doc.get("summary"), "summary") or "",
         published=_opt_text(doc.get("published"), "published"),
         modified=_opt_text(doc.get("modified"), "modified"),
         withdrawn=_opt_text(doc.get("withdrawn"), "withdrawn") or None,
         aliases=_texts(doc.get("aliases"), "aliases"),
         origins=_origins(doc.get("database_specific")),
+        packages=packages,
     )
 
 
-def _affected(value: Any) -> tuple[str, str, tuple[str, ...], bool]:
-    """One package per report (upstream always writes exactly one entry); entries for it are merged."""
+def _affected(value: Any) -> tuple[AffectedPackage, ...]:
+    """Every package the report names, in record order; entries for the same package are merged.
+
+    "The same package" is the same ``(ecosystem, normalized name)``: that is the key downstream keeps state
+    under, so ``Evil_Pkg`` and ``evil-pkg`` on PyPI are one package (the first spelling is kept).
+    """
     entries = _list(value, "affected")
     if not entries:
         raise ReportParseError("schema", "affected is missing or empty")
-    key: tuple[str, str] | None = None
-    versions: dict[str, None] = {}
-    all_versions = False
+    names: dict[tuple[str, str], str] = {}
+    versions: dict[tuple[str, str], dict[str, None]] = {}
+    all_versions: dict[tuple[str, str], bool] = {}
     for item in entries:
         entry = _dict(item, "affected[]")
         pkg = _dict(entry.get("package"), "affected[].package")
@@ -176,14 +216,11 @@ def _affected(value: Any) -> tuple[str, str, tuple[str, ...], bool]:
         name = _text(pkg.get("name"), "affected[].package.name")
         if not ecosystem or not name:
             raise ReportParseError("schema", "affected[].package needs a non-empty ecosystem and name")
-        if key is None:
-            key = (ecosystem, name)
-        elif key != (ecosystem, name):
-            raise ReportParseError("schema", "report names more than one package; one event cannot carry it")
-        versions.update(dict.fromkeys(_texts(entry.get("versions"), "affected[].versions")))
-        all_versions = all_versions or ranges_mean_all_versions(entry.get("ranges"))
-    assert key is not None
-    return key[0], key[1], tuple(versions), all_versions
+        key = (ecosystem, normalize_package(ecosystem, name))
+        names.setdefault(key, name)
+        versions.setdefault(key, {}).update(dict.fromkeys(_texts(entry.get("versions"), "affected[].versions")))
+        all_versions[key] = all_versions.get(key, False) or ranges_mean_all_versions(entry.get("ranges"))
+    return tuple(AffectedPackage(key[0], names[key], key[1], tuple(versions[key]), all_versions[key]) for key in names)
 
 
 def _origins(value: Any) -> tuple[str, ...]:

@@ -1,11 +1,14 @@
 """The OpenSSF poll: cursor → head, classified by report id, emitted, flushed, and only then the cursor moves.
 
-What downstream sees, by mode (the event id is always ``event_id("openssf", report_id, change, commit)``, so a
-replay of the same step yields the same ids):
+Every event is about one report and one package (``ecosystem``/``package``, the Kafka key); a report is classified
+by id (``classify``), package by package, so a report moved to another package's folder is ``moved`` for the
+package that lost it and new (``added``) for the one that gained it. What downstream sees, by mode (the event id
+is ``event_id("openssf", report_id, change, commit)``, plus ``ecosystem, package`` for ``moved`` and for reports
+naming several packages, so a replay of the same step yields the same ids):
 
-* **Snapshot** (no cursor and no ``--since``): one event per report id at head, ``added`` for live reports and
-  ``withdrawn`` for reports under ``osv/withdrawn/`` (or carrying ``withdrawn``). It is exactly a range diff
-  from the empty tree, so the processor learns withdrawn reports too. ``commit`` is the head.
+* **Snapshot** (no cursor and no ``--since``): one event per report id and package at head, ``existing`` for live
+  reports (a baseline, not news) and ``withdrawn`` for reports under ``osv/withdrawn/`` (or carrying
+  ``withdrawn``), so the processor learns withdrawn reports too. ``commit`` is the head.
 * **Range** (default): one diff ``cursor..head``; every event carries the head commit and its time.
 * **Per commit** (``--per-commit``): one step per first-parent commit, each with its own commit and cursor save.
   Set-wise both modes agree on the end state; per commit also shows intermediate changes (an id added then
@@ -13,8 +16,9 @@ replay of the same step yields the same ids):
 * **Force-push** (cursor no longer an ancestor of head): the head tree is compared, file by file, with the last
   known report state (the index of the old cursor's tree). Downstream sees only the net difference, stamped with
   the new head: reports that disappeared with the rewritten history are ``deleted``, new ones ``added``, changed
-  ones ``modified``/``withdrawn``/``reinstated``; unchanged reports emit nothing, so nothing is duplicated. Only
-  if neither the old commit nor the index survives does it fall back to a full snapshot (logged as a warning).
+  ones ``modified``/``withdrawn``/``reinstated``/``moved``; unchanged reports emit nothing, so nothing is
+  duplicated. Only if neither the old commit nor the index survives does it fall back to a full snapshot
+  (``existing``, logged as a warning).
 
 Pending files are counted, never emitted; malformed or schema-breaking files become DeadLetters with
 ``path@commit`` while the rest of the step still flows. A failing flush or cursor save rolls the index back and
@@ -32,11 +36,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
-from ingestors.openssf.classify import ADDED, WITHDRAWN, Change, classify_one, effective
+from ingestors.openssf.classify import EXISTING, MOVED, WITHDRAWN, Change, PackageKey, classify_one, effective
 from ingestors.openssf.config import OpenSSFConfig
 from ingestors.openssf.gitsource import GitSource, GitSourceError
 from ingestors.openssf.index import INVALID, PENDING, REPORT, IndexEntry, ReportIndex
-from ingestors.openssf.osv import ParsedReport, Pending, ReportParseError, is_withdrawn, parse_report
+from ingestors.openssf.osv import (
+    AffectedPackage,
+    ParsedReport,
+    Pending,
+    ReportParseError,
+    is_withdrawn,
+    parse_report,
+)
 from qwatch.codec import SchemaError
 from qwatch.cursors import CursorStore
 from qwatch.events import Cursor, DeadLetter, ReportObserved
@@ -55,6 +66,14 @@ PROGRESS_MIN_FILES = 5000
 """Below this, a step is over before a progress line would be readable."""
 PARSE_CACHE = 20_000
 """Parsed reports kept between parsing and emitting a diff; bigger diffs re-read the few blobs they emit."""
+
+
+def report_event_id(report_id: str, change: str, commit: str, package: PackageKey, several: bool) -> str:
+    """``event_id("openssf", report_id, change, commit)``; ``moved`` events, and every event of a report naming
+    several packages, add ``ecosystem, package``, so two packages hearing of one report get different ids."""
+    if change == MOVED or several:
+        return event_id(SOURCE, report_id, change, commit, *package)
+    return event_id(SOURCE, report_id, change, commit)
 
 
 class PollInterrupted(Exception):
@@ -271,10 +290,10 @@ class OpenSSFService:
         self.index.apply(capture_before=True)
         observed = self._clock()
         for report_id in self.index.affected_ids():
-            change = classify_one(
+            changes = classify_one(
                 report_id, effective(self.index.before(report_id)), effective(self.index.locations(report_id))
             )
-            if change is not None:
+            for change in changes:
                 self._emit_change(change, cache, commit, upstream_time, observed, stats)
         self._finish(commit, upstream_time, stats)
         return stats
@@ -299,9 +318,12 @@ class OpenSSFService:
                 ):
                     continue
                 batch_ids.add(report.report_id)
-                change = WITHDRAWN if entry.withdrawn else ADDED
-                self._emit_report(report.report_id, change, report, entry.path, head, upstream_time, observed, stats)
-                since_flush += 1
+                change = WITHDRAWN if entry.withdrawn else EXISTING
+                for affected in report.packages:
+                    self._emit_report(
+                        report.report_id, change, report, affected, entry.path, head, upstream_time, observed, stats
+                    )
+                    since_flush += 1
             self.index.insert(entry for entry, _ in batch_entries)
             if since_flush >= self.cfg.flush_every:
                 self.sink.flush()
@@ -398,6 +420,7 @@ class OpenSSFService:
             outcome.ecosystem,
             outcome.package_name,
             outcome.package,
+            tuple((p.ecosystem, p.package_name, p.package) for p in outcome.packages[1:]),
         )
         return entry, outcome
 
@@ -413,24 +436,40 @@ class OpenSSFService:
     ) -> None:
         loc = change.location
         report = cache.get(loc.blob) or self._reparse(loc.path, loc.blob)
-        if report is None:
-            # Only a deletion can land here (its old blob may be gone after a force-push): name it from the index.
-            entry = self.index.entry_before(loc.path)
-            report = ParsedReport(
-                change.report_id,
-                entry.ecosystem if entry else "",
-                entry.package_name if entry else "",
-                entry.package if entry else "",
-                (),
-                False,
-                "",
-                None,
-                None,
-                None,
-                (),
-                (),
-            )
-        self._emit_report(change.report_id, change.change, report, loc.path, commit, upstream_time, observed, stats)
+        if report is not None and len(cache) < PARSE_CACHE:
+            cache.setdefault(loc.blob, report)  # a report leaving two packages is read once
+        if report is None or change.package not in report.keys:
+            # Only the old side can land here (its blob may be gone after a force-push): name it from the index.
+            report = self._from_index(change.report_id, loc.path)
+        if change.package in report.keys:
+            affected = report.affected(change.package)
+        else:  # pragma: no cover - the index lost the row too; still tell the package, with what is known
+            affected = AffectedPackage(change.package[0], change.package[1], change.package[1], (), False)
+        self._emit_report(
+            change.report_id, change.change, report, affected, loc.path, commit, upstream_time, observed, stats
+        )
+
+    def _from_index(self, report_id: str, path: str) -> ParsedReport:
+        """A report known only by the index's row for ``path`` before this step: names, no versions."""
+        entry = self.index.entry_before(path)
+        names = entry.names if entry is not None else ()
+        packages = tuple(AffectedPackage(eco, name, pkg, (), False) for eco, name, pkg in names)
+        first = packages[0] if packages else AffectedPackage("", "", "", (), False)
+        return ParsedReport(
+            report_id,
+            first.ecosystem,
+            first.package_name,
+            first.package,
+            (),
+            False,
+            "",
+            None,
+            None,
+            None,
+            (),
+            (),
+            packages,
+        )
 
     def _reparse(self, path: str, blob: str) -> ParsedReport | None:
         data = next(iter(self.source.read_blobs([blob], self.cfg.max_file_bytes)))
@@ -447,6 +486,7 @@ class OpenSSFService:
         report_id: str,
         change: str,
         report: ParsedReport,
+        affected: AffectedPackage,
         path: str,
         commit: str,
         upstream_time: int,
@@ -454,17 +494,17 @@ class OpenSSFService:
         stats: StepStats,
     ) -> None:
         event = ReportObserved(
-            event_id=event_id(SOURCE, report_id, change, commit),
+            event_id=report_event_id(report_id, change, commit, affected.key, len(report.packages) > 1),
             source=SOURCE,
-            ecosystem=report.ecosystem,
-            package=report.package,
+            ecosystem=affected.ecosystem,
+            package=affected.package,
             observed_at=observed,
             upstream_time=upstream_time,
             report_id=report_id,
             change=change,
-            package_name=report.package_name,
-            affected_versions=report.affected_versions,
-            all_versions=report.all_versions,
+            package_name=affected.package_name,
+            affected_versions=affected.affected_versions,
+            all_versions=affected.all_versions,
             summary=report.summary,
             published=report.published,
             modified=report.modified,
