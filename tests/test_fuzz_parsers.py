@@ -17,11 +17,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ingestors.pypi.errors import PyPIParseError
 from ingestors.pypi.parse_jsonapi import parse_json_api
 from ingestors.pypi.parse_root import _anchors, parse_root_html, parse_root_json
-from ingestors.pypi.parse_simple import parse_project_html, parse_project_json
 from ingestors.pypi.parse_xmlrpc import parse_changelog
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.pages import parse_project_html, parse_project_json
 from subscribers.lockfiles import LockfileError, requirements
 from subscribers.lockfiles.poetry import direct_names_from_pyproject
 

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ingestors.pypi.errors import PARSE_REASONS, PyPIParseError
-from ingestors.pypi.names import normalize
 from ingestors.pypi.parse_jsonapi import parse_json_api
 from ingestors.pypi.parse_root import parse_root_html, parse_root_json, snapshot_from
-from ingestors.pypi.parse_simple import parse_project_html, parse_project_json
 from ingestors.pypi.parse_xmlrpc import parse_changelog, parse_last_serial
 from ingestors.pypi.rootdiff import diff_roots
+from qwatch.pypi.errors import PARSE_REASONS, PyPIParseError
+from qwatch.pypi.names import normalize
+from qwatch.pypi.pages import parse_project_html, parse_project_json
 
 PARSERS: dict[str, Callable[[bytes], object]] = {
     "simple-json": parse_project_json,

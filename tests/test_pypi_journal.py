@@ -16,7 +16,6 @@ from test_pypi_support import Served, Sleeps, fresh_metrics, of_type, polite, sa
 
 from ingestors.pypi.config import JournalIngestConfig
 from ingestors.pypi.journal_ingest import JournalIngestor
-from ingestors.pypi.names import normalize
 from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
 from qwatch.cursors import FileCursorStore, KafkaCursorStore
@@ -24,6 +23,7 @@ from qwatch.events import Cursor, DeadLetter, JournalEntryObserved
 from qwatch.fakepypi import FakePyPI, Fault
 from qwatch.ids import event_id
 from qwatch.kafka_io import KafkaSink, make_producer, read_topic
+from qwatch.pypi.names import normalize
 from qwatch.sinks import MemorySink, PublishError, Sink
 from qwatch.topics import OBSERVATIONS
 

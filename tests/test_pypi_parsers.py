@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.model import ChangelogPage, RpcFault
-from ingestors.pypi.names import normalize
 from ingestors.pypi.parse_jsonapi import parse_json_api
 from ingestors.pypi.parse_root import parse_root_html, parse_root_json, render_entry
-from ingestors.pypi.parse_simple import parse_project_html, parse_project_json
 from ingestors.pypi.parse_xmlrpc import limit_reset_seconds, parse_changelog, parse_last_serial
-from ingestors.pypi.versions import canonical_version, sort_versions, version_from_filename
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.model import ChangelogPage, RpcFault
+from qwatch.pypi.names import normalize
+from qwatch.pypi.pages import parse_project_html, parse_project_json
+from qwatch.pypi.versions import canonical_version, sort_versions, version_from_filename
 
 
 @pytest.fixture(scope="module")

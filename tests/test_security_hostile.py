@@ -24,7 +24,6 @@ from test_fuzz_codec import ANY_RECORD
 from test_openssf_support import WorkRepo, ingestor, osv
 from test_pypi_support import SimpleHarness
 
-from ingestors.pypi.names import normalize
 from qwatch.events import (
     Cursor,
     DeadLetter,
@@ -33,6 +32,7 @@ from qwatch.events import (
     ProjectStatusObserved,
     ReportObserved,
 )
+from qwatch.pypi.names import normalize
 from qwatch.render import render
 
 SERIAL = 900

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ingestors.pypi.model import JournalRow
-from ingestors.pypi.names import normalize
 from qwatch.events import (
     DeadLetter,
     IndexMembershipObserved,
@@ -28,6 +26,8 @@ from qwatch.events import (
 )
 from qwatch.ids import event_id
 from qwatch.logs import safe
+from qwatch.pypi.model import JournalRow
+from qwatch.pypi.names import normalize
 
 ECOSYSTEM = "PyPI"
 SIMPLE = "pypi-simple"

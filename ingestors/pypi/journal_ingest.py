@@ -22,8 +22,6 @@ from typing import TypeVar
 
 from ingestors.pypi import emit
 from ingestors.pypi.config import JournalIngestConfig
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.model import ChangelogPage, RpcFault
 from ingestors.pypi.parse_xmlrpc import limit_reset_seconds, parse_changelog, parse_last_serial
 from qwatch.cursors import CursorStore
 from qwatch.events import Cursor
@@ -31,6 +29,8 @@ from qwatch.http import HttpError, PoliteClient
 from qwatch.ids import now_ms
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.model import ChangelogPage, RpcFault
 from qwatch.sinks import PublishError, Sink
 
 logger = logging.getLogger(__name__)

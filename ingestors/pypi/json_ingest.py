@@ -19,17 +19,17 @@ from pathlib import Path
 from ingestors.pypi import emit
 from ingestors.pypi.config import JsonIngestConfig
 from ingestors.pypi.emit import Seen, max_serial
-from ingestors.pypi.model import JsonProject, ProjectPage
 from ingestors.pypi.pages import Failure, Fetched, fetch_json_api, fetch_simple, json_api_url, project_url
 from ingestors.pypi.state import load_state, save_state
 from ingestors.pypi.tracker import StatusTracker, Verdict
-from ingestors.pypi.versions import version_sort_key
 from ingestors.pypi.watchset import WatchSet, sweep
 from qwatch.events import ReleaseInfo
 from qwatch.http import ETagCache, PoliteClient
 from qwatch.ids import now_ms
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
+from qwatch.pypi.model import JsonProject, ProjectPage
+from qwatch.pypi.versions import version_sort_key
 from qwatch.sinks import PublishError, Sink
 
 logger = logging.getLogger(__name__)

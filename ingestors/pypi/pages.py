@@ -13,19 +13,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.model import JsonProject, ProjectPage
 from ingestors.pypi.parse_jsonapi import parse_json_api
-from ingestors.pypi.parse_simple import parse_project_html, parse_project_json
 from qwatch.http import FetchResult, HttpError, PoliteClient
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.model import JsonProject, ProjectPage
+from qwatch.pypi.pages import parse_page
 
 SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
-SIMPLE_JSON_TYPES = frozenset(
-    {"application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.latest+json", "application/json"}
-)
-SIMPLE_HTML_TYPES = frozenset(
-    {"text/html", "application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html"}
-)
 JSON_TYPES = frozenset({"application/json"})
 SERIAL_HEADER = "X-PyPI-Last-Serial"
 
@@ -96,16 +90,6 @@ def _classify(name: str, url: str, fetch: Callable[[], FetchResult], parse: Pars
     return Fetched(name, url, 200, value, header if header is not None else body_serial, result.etag)
 
 
-def _parse_simple(content_type: str, body: bytes) -> tuple[ProjectPage, int | None] | None:
-    if content_type in SIMPLE_JSON_TYPES:
-        page = parse_project_json(body)
-    elif content_type in SIMPLE_HTML_TYPES:
-        page = parse_project_html(body)
-    else:
-        return None
-    return page, page.last_serial
-
-
 def _parse_json_api(content_type: str, body: bytes) -> tuple[JsonProject, int | None] | None:
     if content_type not in JSON_TYPES:
         return None
@@ -116,7 +100,12 @@ def _parse_json_api(content_type: str, body: bytes) -> tuple[JsonProject, int | 
 def fetch_simple(client: PoliteClient, index_url: str, name: str, etag: str | None) -> Fetched[ProjectPage]:
     """GET ``/simple/<name>/`` (JSON preferred), conditional on ``etag``."""
     url = project_url(index_url, name)
-    return _classify(name, url, lambda: client.get(url, accept=SIMPLE_ACCEPT, etag=etag), _parse_simple)
+
+    def parse(content_type: str, body: bytes) -> tuple[ProjectPage, int | None] | None:
+        page = parse_page(content_type, body, name)
+        return None if page is None else (page, page.last_serial)
+
+    return _classify(name, url, lambda: client.get(url, accept=SIMPLE_ACCEPT, etag=etag), parse)
 
 
 def fetch_json_api(client: PoliteClient, url: str, name: str, etag: str | None) -> Fetched[JsonProject]:

@@ -10,10 +10,10 @@ for "every release gone".
 
 from __future__ import annotations
 
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.jsonbody import as_int, as_str, load_json
-from ingestors.pypi.model import JsonFile, JsonProject, JsonRelease
 from qwatch.ids import parse_rfc3339_ms
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.jsonbody import as_int, as_str, load_json
+from qwatch.pypi.model import JsonFile, JsonProject, JsonRelease
 
 
 def parse_json_api(body: bytes) -> JsonProject:

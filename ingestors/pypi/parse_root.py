@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.jsonbody import as_int, as_str, load_json
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.jsonbody import as_int, as_str, load_json
 
 _PROJECTS = b'"projects":['
 _ENTRY_HEAD = b'{"_last-serial":'

@@ -12,8 +12,8 @@ import re
 import xmlrpc.client
 from xml.parsers.expat import ExpatError
 
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.model import ChangelogPage, JournalRow, RpcFault
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.model import ChangelogPage, JournalRow, RpcFault
 
 _RESET = re.compile(r"Limit may reset in (\d{1,9}(?:\.\d+)?) seconds", re.I)
 _MAX_BAD_ROW = 300

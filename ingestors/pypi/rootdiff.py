@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingestors.pypi.names import normalize
 from ingestors.pypi.parse_root import RootSnapshot, decode_entry
+from qwatch.pypi.names import normalize
 
 
 @dataclass(frozen=True, slots=True)

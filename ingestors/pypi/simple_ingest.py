@@ -27,16 +27,7 @@ from pathlib import Path
 from ingestors.pypi import emit
 from ingestors.pypi.config import SimpleIngestConfig
 from ingestors.pypi.emit import Seen
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.model import ProjectPage
-from ingestors.pypi.pages import (
-    SIMPLE_ACCEPT,
-    SIMPLE_HTML_TYPES,
-    SIMPLE_JSON_TYPES,
-    Fetched,
-    fetch_simple,
-    project_url,
-)
+from ingestors.pypi.pages import SIMPLE_ACCEPT, Fetched, fetch_simple, project_url
 from ingestors.pypi.parse_root import RootSnapshot, parse_root_html, parse_root_json
 from ingestors.pypi.rootdiff import RootDiff, diff_roots
 from ingestors.pypi.state import load_state, save_state
@@ -46,6 +37,9 @@ from qwatch.http import ETagCache, HttpError, PoliteClient
 from qwatch.ids import now_ms
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.model import ProjectPage
+from qwatch.pypi.pages import SIMPLE_HTML_TYPES, SIMPLE_JSON_TYPES
 from qwatch.sinks import PublishError, Sink
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 from ingestors.pypi import emit
 from ingestors.pypi.emit import Seen, max_serial
-from ingestors.pypi.model import ProjectPage
 from ingestors.pypi.pages import Fetched
 from qwatch.events import ProjectStatusObserved
 from qwatch.http import ETagCache
+from qwatch.pypi.model import ProjectPage
 
 ABSENT_DIGEST = "absent"
 

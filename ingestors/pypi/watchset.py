@@ -14,8 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TypeVar
 
-from ingestors.pypi.names import normalize
 from qwatch.metrics import Metrics
+from qwatch.pypi.names import normalize
 
 T = TypeVar("T")
 _MAX_REASONS = 8

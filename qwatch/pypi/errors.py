@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-PARSE_REASONS = ("malformed-json", "truncated", "malformed-xml", "malformed-html", "schema")
+PARSE_REASONS = (
+    "malformed-json",
+    "truncated",
+    "malformed-xml",
+    "malformed-html",
+    "schema",
+    "api-version",
+    "name-mismatch",
+)
 """Dead-letter reasons a parse failure can carry (bounded, used as a metric label)."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ingestors.pypi.errors import PyPIParseError
+from qwatch.pypi.errors import PyPIParseError
 
 
 def load_json(body: bytes) -> object:

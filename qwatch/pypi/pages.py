@@ -7,6 +7,10 @@ Leniency is deliberate, because the specs and real servers disagree (``pypi-sign
   ``state`` is accepted for ``status`` (PEP 792's prose);
 - ``alternate-locations``, ``tracks`` and unknown keys are ignored.
 An unknown status value is *not* guessed: it raises ``schema``, so the page is dead-lettered and visible.
+
+What is never lenient (``parse_page``, used by the ingestor and the gate alike): an ``api-version`` whose major
+version is not 1 (PEP 629: a client must stop, the meaning of every key may have changed) and a page whose
+``name`` is another project (a mirror or proxy answering with the wrong page would otherwise pass for it).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
-from ingestors.pypi.errors import PyPIParseError
-from ingestors.pypi.jsonbody import as_int, as_str, load_json
-from ingestors.pypi.model import STATUSES, PageFile, ProjectPage
-from ingestors.pypi.versions import canonical_version, sort_versions, version_from_filename
+from packaging.utils import canonicalize_name
+
 from qwatch.ids import parse_rfc3339_ms
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.jsonbody import as_int, as_str, load_json
+from qwatch.pypi.model import STATUSES, PageFile, ProjectPage
+from qwatch.pypi.versions import canonical_version, sort_versions, version_from_filename
 
 _SERIAL_COMMENT = re.compile(r"\s*SERIAL\s+(\d{1,18})\s*")
 _LINKS_FOR = re.compile(r"^\s*Links for\s+(.*)$", re.S)
@@ -213,6 +219,47 @@ def _filename(attrs: dict[str, str | None], text: str) -> str:
     except ValueError:  # e.g. an unbalanced IPv6 bracket
         return ""
     return unquote(path.rstrip("/").rpartition("/")[2])
+
+
+SUPPORTED_MAJOR = "1"
+"""The Simple API major version this code understands (PEP 629)."""
+
+
+def parse_page(content_type: str, body: bytes, requested: str) -> ProjectPage | None:
+    """A project page in whichever form ``content_type`` says (None for a type that is neither), checked to be
+    the page of ``requested`` in an API version this code understands; PyPIParseError otherwise."""
+    if content_type in SIMPLE_JSON_TYPES:
+        page = parse_project_json(body)
+    elif content_type in SIMPLE_HTML_TYPES:
+        page = parse_project_html(body)
+    else:
+        return None
+    check_page(page, requested)
+    return page
+
+
+def check_page(page: ProjectPage, requested: str) -> None:
+    """Refuse a page in an unknown major API version, or one that names another project."""
+    if page.api_version is not None:
+        major = page.api_version.strip().partition(".")[0]
+        if major != SUPPORTED_MAJOR:
+            raise PyPIParseError(
+                "api-version",
+                f"api-version {page.api_version[:20]!r} is not {SUPPORTED_MAJOR}.x; PEP 629 says a client must not "
+                "interpret a major version it does not know",
+            )
+    if page.name and canonicalize_name(page.name) != canonicalize_name(requested):
+        raise PyPIParseError("name-mismatch", f"the page is for {page.name[:80]!r}, not {requested!r}")
+
+
+SIMPLE_JSON_TYPES = frozenset(
+    {"application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.latest+json", "application/json"}
+)
+"""Content types of a PEP 691 JSON page (``application/json`` from lenient servers)."""
+SIMPLE_HTML_TYPES = frozenset(
+    {"text/html", "application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html"}
+)
+"""Content types of a PEP 503 HTML page."""
 
 
 def parse_project_html(body: bytes) -> ProjectPage:
