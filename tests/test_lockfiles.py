@@ -574,10 +574,18 @@ def test_requirements_without_annotations_are_all_direct():
 
 
 def test_requirements_errors_name_the_line():
-    with pytest.raises(LockfileError, match="line 2") as info:
-        requirements.parse("a==1\nthis is not a requirement\n")
-    assert info.value.path == "requirements.txt"
-    assert "regenerate" in info.value.reason
+    """A line that is not a requirement no longer fails the whole file: it is unverified, by file and line, and
+    the rest is still read (tests/test_lockfiles_unverified.py has the cases)."""
+    inventory = requirements.parse("a==1\nthis is not a requirement\n")
+    assert [p.normalized for p in inventory.packages] == ["a"]
+    (problem,) = inventory.unverified
+    assert (problem.subject, problem.reason) == ("requirements.txt:2", "unparsed-line")
+    assert problem.message.startswith("line 2: ") and "regenerate" in problem.message
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_real_lockfiles_have_nothing_unverified(key: str, inventories: dict[str, Inventory]):
+    assert inventories[key].unverified == ()
 
 
 def test_detect_format():
@@ -614,6 +622,7 @@ def test_load_strips_bom(tmp_path: Path):
 
 def test_normalize():
     assert normalize("Foo.Bar__baz--Qux") == "foo-bar-baz-qux"
+    assert normalize("a._-_.B") == "a-b"
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,17 @@ field-checking code is reached and not only the decoders. Example counts come fr
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
+from collections import deque
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from subscribers.lockfiles import Inventory, LockfileError, pipfile, poetry, pylock, requirements, uv
+from subscribers.lockfiles import Inventory, LockfileError, normalize, pipfile, poetry, pylock, requirements, uv
 
 Parser = Callable[[str, str], Inventory]
 
@@ -228,6 +231,152 @@ REQUIREMENT_PIECES = [
 )
 def test_requirements_shaped(pieces: list[str], separator: str) -> None:
     check(requirements.parse, separator.join(pieces))
+
+
+# --- requirements trees: every package line is a package or a problem, never dropped -----------------------
+
+TREE_FILES = ["main.txt", "a.txt", "sub/b.txt", "sub/deep/c.txt"]
+MISSING_FILES = ["missing.txt", "sub/nowhere.txt"]
+INCLUDE_SPELLINGS = {
+    "-r {}": False,
+    "-r{}": False,
+    "--requirement {}": False,
+    "--requirement={}": False,
+    "--req {}": None,  # ambiguous prefix (--requirement, --require-hashes): pip refuses it, so a problem
+    "-c {}": True,
+    "--constraint {}": True,
+    "--constraint={}": True,
+}
+PACKAGE_SPELLINGS = [
+    "{}==1.0",
+    "{}[extra]>=1,<2",
+    "{} ; python_version >= '3'",
+    "{}==1.0 --hash=sha256:00 --hash sha256:11",
+    "{}==1.0 \\\n    --hash=sha256:00",  # a continued line: its problems and packages belong to its first line
+    "{} @ https://dl.example.org/{}-1.0.tar.gz",
+]
+UNPARSEABLE = [
+    "--frobnicate",
+    "!!!",
+    "pkg==${VERSION}",
+    "-r",
+    "-e",
+    "x>>1",
+    "--index-url 'unterminated",
+    "y @ https://[::1/z",
+    "--re base.txt",
+]
+REMOTE = ["-r https://example.com/r.txt", "--constraint=HTTP://example.com/c.txt", "-r file://host/share/r.txt"]
+PYPI_SPELLINGS = [
+    "https://PyPI.org/simple/",
+    "https://pypi.org:443/simple",
+    "https://pypi.org/simple",
+    "https://pypi.python.org/simple/",
+]
+INDEX_OPTIONS = ["-i {}", "--index-url={}", "--extra-index-url {}", "--pypi-url {}", "--index {}", "-f {}"]
+PRIVATE = "https://corp.example.com/simple"
+
+entries = st.one_of(
+    st.tuples(st.just("package"), st.sampled_from(PACKAGE_SPELLINGS)),
+    st.tuples(st.just("bad"), st.sampled_from(UNPARSEABLE)),
+    st.tuples(
+        st.just("include"), st.sampled_from(list(INCLUDE_SPELLINGS)), st.sampled_from(TREE_FILES + MISSING_FILES)
+    ),
+    st.tuples(st.just("remote"), st.sampled_from(REMOTE)),
+    st.tuples(st.just("index"), st.sampled_from(INDEX_OPTIONS), st.sampled_from([*PYPI_SPELLINGS, PRIVATE])),
+    st.tuples(st.just("noise"), st.sampled_from(["", "# a comment", "    # via -r r.in", "--pre", "--require-hashes"])),
+)
+
+
+class MemoryFiles:
+    """An in-memory file system for the include walker."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def identity(self, path: str) -> str:
+        return os.path.normpath(path)
+
+    def read(self, path: str) -> str:
+        if path not in self.files:
+            raise LockfileError(path, "cannot read the file (No such file or directory)")
+        return self.files[path]
+
+
+def render(
+    tree: dict[str, list[tuple[str, ...]]],
+) -> tuple[dict[str, str], dict[str, list[tuple[int, tuple[str, ...]]]]]:
+    """File texts, and per file each entry with its (first) line number and, for a package, its unique name."""
+    texts: dict[str, str] = {}
+    placed: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    for index, (path, items) in enumerate(tree.items()):
+        lines: list[str] = []
+        placed[path] = []
+        for entry in items:
+            number = len(lines) + 1
+            kind = entry[0]
+            if kind == "package":
+                name = f"Pkg_{index}.{number}"
+                text = entry[1].format(name, name)
+                entry = ("package", (name, entry[1]))
+            elif kind == "include":
+                target = os.path.relpath(entry[2], os.path.dirname(path) or ".")
+                text = entry[1].format(target)
+            elif kind == "index":
+                text = entry[1].format(entry[2])
+            else:
+                text = entry[1]
+            lines.extend(text.split("\n"))
+            placed[path].append((number, entry))
+        texts[path] = "\n".join(lines) + "\n"
+    return texts, placed
+
+
+@given(st.fixed_dictionaries({path: st.lists(entries, max_size=8) for path in TREE_FILES}))
+def test_requirements_tree_drops_nothing(tree: dict[str, list[tuple[str, ...]]]) -> None:
+    """Nested, cyclic and missing includes, odd index spellings, unparseable lines: each package line of a file
+    pip would read as requirements is a LockedPackage, each line that cannot be followed or read is a problem
+    at its file and line, and nothing else is a problem."""
+    texts, placed = render(tree)
+    inventory = requirements.parse(texts["main.txt"], "main.txt", MemoryFiles(texts))
+
+    # what pip reads: files reached from main.txt, each in the role (-r or -c) it was reached in
+    queue, seen = deque([("main.txt", False)]), {("main.txt", False)}
+    packages: set[str] = set()
+    subjects: set[str] = set()
+    private = False
+    while queue:
+        path, constraint = queue.popleft()
+        for number, entry in placed[path]:
+            kind, where = entry[0], f"{path}:{number}"
+            if kind == "package" and not constraint:
+                packages.add(normalize(entry[1][0]))
+            elif kind == "package" and "[" in entry[1][1]:
+                subjects.add(where)  # pip refuses a constraint with extras
+            elif kind in ("bad", "remote"):
+                subjects.add(where)
+            elif kind == "index":
+                private = private or entry[2] == PRIVATE
+            elif kind == "include":
+                role = INCLUDE_SPELLINGS[entry[1]]
+                if role is None or entry[2] in MISSING_FILES:
+                    subjects.add(where)
+                elif (entry[2], role) not in seen:
+                    seen.add((entry[2], role))
+                    queue.append((entry[2], role))
+
+    assert {p.normalized for p in inventory.packages} == packages
+    assert {re.sub(r" #\d+$", "", u.subject) for u in inventory.unverified} == subjects
+    located = {p.source.kind for p in inventory.packages if p.source.url and "dl.example.org/" in p.source.url}
+    assert located <= {"url"}
+    from_index = {p.source.kind for p in inventory.packages if p.source.kind != "url"}
+    assert from_index <= ({"index"} if private else {"pypi"})
+
+
+@given(st.text(max_size=30))
+def test_normalize_is_pep503(name: str) -> None:
+    """``packaging``'s canonicalize_name gives exactly the PEP 503 regex's answer."""
+    assert normalize(name) == re.sub(r"[-_.]+", "-", name).lower()
 
 
 # --- regressions: inputs that once broke a parser, kept as explicit cases --------------------------------

@@ -1,4 +1,5 @@
-"""Helpers shared by the parsers: typed access to decoded TOML/JSON and the PyPI-or-not decision.
+"""Helpers shared by the parsers: typed access to decoded TOML/JSON and the PyPI-or-not decision (made on
+canonical index URLs, :mod:`qwatch.pypi.indexes`).
 
 Decoded documents are untrusted ``object`` trees; checking every field here keeps ``TypeError``/``KeyError``
 out of the parsers, so bad input can only ever surface as :class:`LockfileError`.
@@ -11,10 +12,10 @@ import tomllib
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from qwatch.pypi.indexes import is_pypi_file_url, is_pypi_index
+
 from .model import LockfileError, PackageSource
 
-PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.python.org/simple"})
-PYPI_FILE_HOSTS = frozenset({"files.pythonhosted.org", "pypi.org"})
 PYPI = PackageSource("pypi", None)
 
 
@@ -103,12 +104,6 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=keep + host))
 
 
-def is_pypi_index(url: str) -> bool:
-    """True only for PyPI's own simple index; anything else may serve different files under the same name."""
-    text = url.strip()
-    return (text[:-1] if text.endswith("/") else text) in PYPI_INDEXES
-
-
 def index_source(url: str | None) -> PackageSource:
     """PyPI when no index is named or it is PyPI; otherwise the private index, never PyPI."""
     if url is None or is_pypi_index(url):
@@ -125,11 +120,7 @@ def checked_against_files(source: PackageSource, file_urls: Iterable[str]) -> Pa
     if source.kind != "pypi":
         return source
     for url in file_urls:
-        try:
-            host = (urlsplit(url).hostname or "").lower()
-        except ValueError:
-            host = ""
-        if host not in PYPI_FILE_HOSTS:
+        if not is_pypi_file_url(url):
             return PackageSource("url", redact(url))
     return source
 

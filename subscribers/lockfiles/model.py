@@ -5,19 +5,18 @@ Frozen and tuple-based so an inventory can be shared between threads and used as
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-SourceKind = Literal["pypi", "index", "git", "url", "path", "editable", "project"]
+from packaging.utils import canonicalize_name
 
-_SEPARATORS = re.compile(r"[-_.]+")
+SourceKind = Literal["pypi", "index", "git", "url", "path", "editable", "project"]
 
 
 def normalize(name: str) -> str:
     """PEP 503 form, because lockfiles, advisories and PyPI spell the same project differently."""
-    return _SEPARATORS.sub("-", name).lower()
+    return str(canonicalize_name(name))
 
 
 class LockfileError(Exception):
@@ -60,14 +59,95 @@ class LockedPackage:
     extras: tuple[str, ...] = ()
 
 
+ProblemReason = Literal[
+    "include-unreadable",
+    "include-remote",
+    "include-not-followed",
+    "unparsed-line",
+    "unknown-source",
+    "unknown-index",
+    "too-many-problems",
+]
+"""Why part of a lockfile could not be turned into packages:
+
+- ``include-unreadable``: a ``-r``/``-c`` file that is missing, unreadable, not UTF-8, too big, or past the
+  include limits;
+- ``include-remote``: a ``-r``/``-c`` URL (``https://...``), never fetched: the gate works offline;
+- ``include-not-followed``: a ``-r``/``-c`` in text parsed without a file system (:func:`parse_text`);
+- ``unparsed-line``: a requirements line (or an option on it) the parser does not understand;
+- ``unknown-source``: a locked package whose source kind the parser does not know (poetry.lock, uv.lock);
+- ``unknown-index``: a package locked from an index the lockfile names but does not declare (Pipfile.lock);
+- ``too-many-problems``: the problems past :data:`MAX_PROBLEMS`, counted in one entry.
+"""
+
+MAX_PROBLEMS = 200
+"""A garbage file would otherwise make one problem per line; past this many, one entry counts the rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryProblem:
+    """Something in a lockfile the parser could not turn into packages, so the gate cannot say it is clean.
+
+    Nothing a parser does not understand is dropped: it becomes one of these, and the gate reports it as
+    unverified (never a pass). ``subject`` is the package (normalized name) when one is known, else the place
+    (``file:line``); subjects are unique within one inventory. ``reason`` is a short category
+    (:data:`ProblemReason`); ``message`` says what happened and what to do.
+    """
+
+    subject: str
+    reason: ProblemReason
+    message: str
+
+
+class ProblemLog:
+    """Collects problems while parsing: unique subjects, and at most :data:`MAX_PROBLEMS` kept one by one."""
+
+    def __init__(self) -> None:
+        self._problems: list[InventoryProblem] = []
+        self._subjects: set[str] = set()
+        self._dropped = 0
+        self._where = ""
+
+    def add(self, subject: str, reason: ProblemReason, message: str) -> None:
+        """Record one problem; a repeated subject gets a ``#2``, ``#3``... suffix so none is merged away."""
+        if len(self._problems) >= MAX_PROBLEMS:
+            self._dropped += 1
+            self._where = self._where or subject
+            return
+        unique, count = subject, 1
+        while unique in self._subjects:
+            count += 1
+            unique = f"{subject} #{count}"
+        self._subjects.add(unique)
+        self._problems.append(InventoryProblem(unique, reason, message))
+
+    def freeze(self) -> tuple[InventoryProblem, ...]:
+        """The problems, plus one entry counting those past the limit."""
+        if not self._dropped:
+            return tuple(self._problems)
+        summary = InventoryProblem(
+            f"{self._where} and later",
+            "too-many-problems",
+            f"{self._dropped} more problems after the first {MAX_PROBLEMS} (from {self._where} on); the file is "
+            "probably not a lockfile of this format: check the path and format",
+        )
+        return (*self._problems, summary)
+
+
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """All packages of one lockfile with their graph, so an alert can say how a bad package got in."""
+    """All packages of one lockfile with their graph, so an alert can say how a bad package got in.
+
+    ``unverified`` lists what could not be read into packages (an include that could not be followed, a line or
+    entry that could not be classified). A gate must not pass an inventory with any: what those parts install
+    is unknown.
+    """
 
     format: str
     path: str
     root: str | None
     packages: tuple[LockedPackage, ...]
+    unverified: tuple[InventoryProblem, ...] = ()
 
     def by_name(self) -> dict[str, list[LockedPackage]]:
         """Group by normalized name, since a name can be locked at several versions."""

@@ -20,7 +20,7 @@ from ._common import (
     table,
     tables,
 )
-from .model import Inventory, LockedPackage, PackageSource, normalize
+from .model import Inventory, LockedPackage, PackageSource, ProblemLog, normalize
 
 SECTIONS = ("default", "develop")
 
@@ -36,9 +36,18 @@ def parse(text: str, path: str = "Pipfile.lock") -> Inventory:
     default_index = next(iter(sources.values()), None)
 
     merged: dict[tuple[str, str | None, PackageSource], LockedPackage] = {}
+    problems = ProblemLog()
     for section in SECTIONS:
         for name, raw in opt_table(doc.get(section), section, path).items():
-            package = _package(name, table(raw, f"{section}.{name}", path), section, sources, default_index, path)
+            entry = table(raw, f"{section}.{name}", path)
+            package = _package(name, entry, section, sources, default_index, path)
+            if package.source == PackageSource("index", None):  # an index named but not declared with a URL
+                problems.add(
+                    package.normalized,
+                    "unknown-index",
+                    f"{section}.{name} is locked from index {entry.get('index')!r}, which _meta.sources does "
+                    "not declare with a URL, so where it comes from is unknown; re-lock with the source declared",
+                )
             key = (package.normalized, package.version, package.source)
             earlier = merged.get(key)
             if earlier is None:
@@ -50,7 +59,9 @@ def parse(text: str, path: str = "Pipfile.lock") -> Inventory:
                 groups=earlier.groups + package.groups,
                 extras=dedupe(earlier.extras + package.extras),
             )
-    return Inventory(format="Pipfile.lock", path=path, root=None, packages=tuple(merged.values()))
+    return Inventory(
+        format="Pipfile.lock", path=path, root=None, packages=tuple(merged.values()), unverified=problems.freeze()
+    )
 
 
 def _package(

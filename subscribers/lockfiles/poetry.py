@@ -24,7 +24,10 @@ from ._common import (
     table,
     tables,
 )
-from .model import Inventory, LockedPackage, LockfileError, PackageSource, normalize
+from .model import Inventory, LockedPackage, LockfileError, PackageSource, ProblemLog, normalize
+
+SOURCE_TYPES = ("git", "legacy", "directory", "file", "url")
+"""The ``[package.source] type`` values Poetry writes; another one is reported, not guessed at."""
 
 _PEP508_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 
@@ -37,6 +40,8 @@ def parse(text: str, path: str = "poetry.lock", direct_names: frozenset[str] | N
     records = tables(doc.get("package"), "[[package]]", path)
 
     drafts: list[tuple[LockedPackage, frozenset[str]]] = []
+    problems = ProblemLog()
+    unclassified: set[str] = set()
     for index, record in enumerate(records):
         where = f"[[package]] #{index + 1}"
         name = req_str(record.get("name"), f"{where} name", path)
@@ -44,11 +49,21 @@ def parse(text: str, path: str = "poetry.lock", direct_names: frozenset[str] | N
         files = record.get("files")
         if files is None:
             files = legacy_files.get(name, legacy_files.get(normalize(name)))
+        source = _source(record, f"{where} ({name})", path)
+        if isinstance(source, str):
+            problems.add(
+                normalize(name),
+                "unknown-source",
+                f"{where} ({name}) has source type {source[:40]!r}, which quarantine-watch does not know, so it "
+                "cannot tell where the package comes from; upgrade quarantine-watch or report it",
+            )
+            unclassified.update(deps)
+            continue
         package = LockedPackage(
             name=name,
             normalized=normalize(name),
             version=opt_str(record.get("version"), f"{where} version", path),
-            source=_source(record, f"{where} ({name})", path),
+            source=source,
             hashes=_hashes(files, f"{where} ({name}) files", path),
             markers=_markers(record.get("markers"), f"{where} ({name}) markers", path),
             direct=False,
@@ -58,12 +73,12 @@ def parse(text: str, path: str = "poetry.lock", direct_names: frozenset[str] | N
         drafts.append((package, deps))
 
     if direct_names is None:
-        depended = {dep for package, deps in drafts for dep in deps if dep != package.normalized}
+        depended = {dep for package, deps in drafts for dep in deps if dep != package.normalized} | unclassified
         direct = {package.normalized for package, _ in drafts} - depended
     else:
         direct = {normalize(name) for name in direct_names}
     packages = tuple(replace(package, direct=package.normalized in direct) for package, _ in drafts)
-    return Inventory(format="poetry.lock", path=path, root=None, packages=packages)
+    return Inventory(format="poetry.lock", path=path, root=None, packages=packages, unverified=problems.freeze())
 
 
 def _dependencies(value: object, where: str, path: str) -> frozenset[str]:
@@ -75,11 +90,14 @@ def _dependencies(value: object, where: str, path: str) -> frozenset[str]:
     return frozenset(normalize(name) for name in deps)
 
 
-def _source(record: dict[str, object], where: str, path: str) -> PackageSource:
+def _source(record: dict[str, object], where: str, path: str) -> PackageSource | str:
+    """The source, or the type name when it is not one Poetry writes."""
     source = opt_table(record.get("source"), f"{where} source", path)
     if not source:
         return PYPI
     kind = req_str(source.get("type"), f"{where} source.type", path)
+    if kind not in SOURCE_TYPES:
+        return kind
     url = req_str(source.get("url"), f"{where} source.url", path)
     if kind == "git":
         ref = opt_str(source.get("resolved_reference"), f"{where} source.resolved_reference", path)

@@ -22,7 +22,7 @@ from ._common import (
     table,
     tables,
 )
-from .model import Inventory, LockedPackage, LockfileError, PackageSource, normalize
+from .model import Inventory, LockedPackage, LockfileError, PackageSource, ProblemLog, normalize
 
 _PROJECT_KINDS = ("editable", "project")
 
@@ -33,6 +33,7 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
     records = tables(doc.get("package"), "[[package]]", path)
     drafts: list[tuple[dict[str, object], LockedPackage]] = []
     requested_extras: dict[str, set[str]] = {}
+    problems = ProblemLog()
     for index, record in enumerate(records):
         where = f"[[package]] #{index + 1}"
         name = req_str(record.get("name"), f"{where} name", path)
@@ -41,11 +42,20 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
         for dep_name, extras in edges:
             requested_extras.setdefault(dep_name, set()).update(extras)
         resolution = str_list(record.get("resolution-markers"), f"{where} resolution-markers", path)
+        source = _source(record.get("source"), where, path)
+        if isinstance(source, str):
+            problems.add(
+                normalize(name),
+                "unknown-source",
+                f"{where} has source kind {source[:40]!r}, which quarantine-watch does not know, so it cannot "
+                "tell where the package comes from; upgrade quarantine-watch or report it",
+            )
+            continue
         package = LockedPackage(
             name=name,
             normalized=normalize(name),
             version=opt_str(record.get("version"), f"{where} version", path),
-            source=checked_against_files(_source(record.get("source"), where, path), _urls(record, where, path)),
+            source=checked_against_files(source, _urls(record, where, path)),
             hashes=_hashes(record, where, path),
             markers=" or ".join(f"({marker})" for marker in resolution) or None,
             direct=False,
@@ -60,7 +70,7 @@ def parse(text: str, path: str = "uv.lock") -> Inventory:
         replace(p, direct=p.normalized in direct, extras=tuple(sorted(requested_extras.get(p.normalized, ()))))
         for _, p in drafts
     )
-    return Inventory(format="uv.lock", path=path, root=root, packages=packages)
+    return Inventory(format="uv.lock", path=path, root=root, packages=packages, unverified=problems.freeze())
 
 
 def _root(projects: list[LockedPackage]) -> str | None:
@@ -90,7 +100,8 @@ def _edges(record: dict[str, object], where: str, path: str) -> list[tuple[str, 
     ]
 
 
-def _source(value: object, where: str, path: str) -> PackageSource:
+def _source(value: object, where: str, path: str) -> PackageSource | str:
+    """The source, or the kind name when it is not one uv writes."""
     source = table(value, f"{where} source", path)
     if len(source) != 1:
         raise LockfileError(path, f"{where} source must have exactly one key, got {sorted(source)}")
@@ -110,7 +121,7 @@ def _source(value: object, where: str, path: str) -> PackageSource:
         return PackageSource("editable", location)
     if kind == "virtual":
         return PackageSource("project", location)
-    raise LockfileError(path, f"{where} has unknown source kind {kind!r}; upgrade quarantine-watch or report it")
+    return kind
 
 
 def _pinned_git(location: str) -> str:
