@@ -53,10 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USAGE_EXIT = {"gate": 3}
+"""Commands whose exit codes give usage errors their own code (argparse's is 2, which the gate uses for
+"cannot verify")."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and turn known failures into one-line errors with exit code 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(words)
+    except SystemExit as exc:
+        command = next((w for w in words if not w.startswith("-")), None)
+        if exc.code == 2 and command in USAGE_EXIT:
+            return USAGE_EXIT[command]
+        raise
     try:
         code: int = args.func(args)
         return code

@@ -1,16 +1,17 @@
 """What the gate knows about one package, whichever adapter found it out (PyPI directly, or processor state).
 
 Plain frozen values, so the policy core is a pure function of an inventory, these facts and a clock. Versions
-are compared by their PEP 440 key (``1.0`` and ``1.0.0`` are one release on PyPI), reusing the ordering the
-fake index already implements instead of a second copy of it.
+are compared by their PEP 440 key from ``packaging`` (``1.0`` and ``1.0.0`` are one release on PyPI); a string that
+is not PEP 440 keeps its own (stripped, lower-cased) spelling as its key, so it only ever equals itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from qwatch.fakepypi.versions import VersionKey, version_key
+from packaging.version import InvalidVersion, Version
 
 ACTIVE = "active"
 ARCHIVED = "archived"
@@ -19,16 +20,34 @@ QUARANTINED = "quarantined"
 REMOVED = "removed"
 INSTALLABLE = frozenset({ACTIVE, ARCHIVED, DEPRECATED})
 """PEP 792 statuses under which the index still serves files (archived/deprecated only warn)."""
+KNOWN_STATUSES = INSTALLABLE | {QUARANTINED, REMOVED}
+"""Every status the policy can judge; anything else makes the package unverified (the gate fails closed)."""
+
+VersionKey = Version | str
 
 
 def vkey(version: str) -> VersionKey:
     """The equality key of a version string."""
-    return version_key(version)
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return version.strip().lower()
 
 
 def vkeys(versions: Iterable[str]) -> frozenset[VersionKey]:
     """Equality keys of many versions."""
-    return frozenset(version_key(v) for v in versions)
+    return frozenset(vkey(v) for v in versions)
+
+
+class Report(Protocol):
+    """A live malicious-package report, from the processor's state or read from the feed directly."""
+
+    @property
+    def report_id(self) -> str: ...
+
+    def affects(self, version: str | None) -> bool:
+        """Fail closed: an unpinned version, or a scope that cannot be evaluated, counts as affected."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +61,8 @@ class ReportFact:
 
     def affects(self, version: str | None) -> bool:
         """Fail closed: an unpinned version or a report whose scope we do not know counts as affected."""
-        if not self.known or self.all_versions or version is None:
-            return True
+        if not self.known or self.all_versions or version is None or not self.affected_versions:
+            return True  # no versions list: the scope is a range the state does not carry, so every version
         key = vkey(version)
         return any(vkey(v) == key for v in self.affected_versions)
 
@@ -65,7 +84,7 @@ class PackageFacts:
     quarantined_versions: frozenset[VersionKey] = frozenset()
     removed_versions: frozenset[VersionKey] = frozenset()
     first_upload: Mapping[VersionKey, int] = field(default_factory=dict)
-    reports: tuple[ReportFact, ...] = ()
+    reports: tuple[Report, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

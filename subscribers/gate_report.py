@@ -30,6 +30,12 @@ ADVICE = {
 }
 
 
+EMPTY_ADVICE = (
+    "no PyPI package was checked (an empty lockfile, or everything in it skipped): pass --allow-empty if that "
+    "is expected"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class GateContext:
     """What was checked, against what, and when: the report's header."""
@@ -55,8 +61,23 @@ def to_json(result: GateResult, ctx: GateContext) -> dict[str, Any]:
         "checked_at": iso_ms(ctx.now_ms),
         "exit_code": code,
         "result": RESULTS.get(code, "unverified"),
-        "message": ADVICE[code],
+        "message": EMPTY_ADVICE if result.empty and code == 2 and not result.unverified else ADVICE[code],
         "findings": [_finding(f) for f in result.findings],
+        "suppressed": [
+            {
+                **_finding(x.finding),
+                "suppression": {
+                    "reason": x.by.reason,
+                    "until": iso_ms(x.by.until_ms),
+                    "declared_in": x.by.declared_in,
+                },
+            }
+            for x in result.suppressed
+        ],
+        "expired_suppressions": [
+            {"entry": e.label(), "reason": e.reason, "until": iso_ms(e.until_ms), "declared_in": e.declared_in}
+            for e in result.expired
+        ],
         "unverified": [{"package": u.package, "reason": u.reason, "message": u.message} for u in result.unverified],
         "skipped": [
             {
@@ -79,6 +100,7 @@ def to_json(result: GateResult, ctx: GateContext) -> dict[str, Any]:
         "counts": {
             "checked": result.checked,
             "findings": len(result.findings),
+            "suppressed": len(result.suppressed),
             "unverified": len(result.unverified),
             "skipped": len(result.skipped),
         },
@@ -100,6 +122,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["held_until_ms"] = f.held_until
     if f.report_ids:
         out["report_ids"] = list(f.report_ids)
+    if f.links:
+        out["links"] = list(f.links)
     return out
 
 
@@ -110,14 +134,30 @@ def to_text(result: GateResult, ctx: GateContext) -> str:
         pin = f"=={safe(f.version)}" if f.version else ""
         lines.append(f"  FAIL {f.reason:<16} {safe(f.package)}{pin}   path: {safe(' > '.join(f.path), 400)}")
         lines.append(f"       {safe(f.message, 500)}")
+        lines.extend(f"       see {safe(link, 200)}" for link in f.links)
     lines.extend(f"  ???? {u.reason:<16} {safe(u.package)}   {safe(u.message, 400)}" for u in result.unverified)
+    for x in result.suppressed:
+        pin = f"=={safe(x.finding.version)}" if x.finding.version else ""
+        lines.append(
+            f"  skip {x.finding.reason:<16} {safe(x.finding.package)}{pin}   suppressed until "
+            f"{iso_ms(x.by.until_ms)[:10]}: {safe(x.by.reason, 300)}"
+        )
+    lines.extend(
+        f"  note expired-suppression {safe(e.label())}   expired {iso_ms(e.until_ms)[:10]} ({safe(e.declared_in)}): "
+        "it no longer suppresses"
+        for e in result.expired
+    )
     lines.extend(f"  note {n.kind:<16} {safe(n.package)}   {safe(n.message, 300)}" for n in result.notices)
     if result.skipped:
         lines.append(f"  skipped {len(result.skipped)} package(s) not from PyPI (git, path, URL or another index)")
     code = result.exit_code
+    advice = ADVICE[code]
+    if result.empty and code != EXIT_VIOLATION:
+        advice = EMPTY_ADVICE if not result.allow_empty else "nothing to check (--allow-empty)"
     lines.append(
         f"{RESULTS.get(code, 'cannot verify').upper()}: {len(result.findings)} finding(s), "
-        f"{len(result.unverified)} unverified, {result.checked} checked; {ADVICE[code]} (exit {code})"
+        f"{len(result.unverified)} unverified, {len(result.suppressed)} suppressed, {result.checked} checked; "
+        f"{advice} (exit {code})"
     )
     return "\n".join(lines) + "\n"
 
@@ -137,18 +177,12 @@ def to_sarif(result: GateResult, ctx: GateContext, lock_text: str) -> dict[str, 
         }
         for rid in rule_ids
     ]
-    uri = Path(ctx.lockfile).as_posix()
-    results = [
-        _sarif_result(
-            f.reason,
-            rule_ids.index(f.reason),
-            f"{f.message} (path: {' > '.join(f.path)})",
-            uri,
-            _line_of(lock_text, f.package),
-            f"{f.package}|{f.version}|{f.reason}",
-        )
-        for f in result.findings
-    ]
+    uri = repo_relative(Path(ctx.lockfile))
+    def finding(f: Finding, key: str) -> dict[str, Any]:
+        text = f"{f.message} (path: {' > '.join(f.path)})"
+        return _sarif_result(f.reason, rule_ids.index(f.reason), text, uri, _line_of(lock_text, f.package), key)
+
+    results = [finding(f, f"{f.package}|{f.version}|{f.reason}") for f in result.findings]
     results += [
         _sarif_result(
             UNVERIFIED_RULE,
@@ -160,6 +194,17 @@ def to_sarif(result: GateResult, ctx: GateContext, lock_text: str) -> dict[str, 
         )
         for u in result.unverified
     ]
+    for x in result.suppressed:
+        f = x.finding
+        item = finding(f, f"{f.package}|{f.version}|{f.reason}|{','.join(f.report_ids)}")
+        item["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f"{x.by.reason} (until {iso_ms(x.by.until_ms)[:10]}, {x.by.declared_in})",
+            }
+        ]
+        results.append(item)
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -180,7 +225,8 @@ def to_sarif(result: GateResult, ctx: GateContext, lock_text: str) -> dict[str, 
                         "endTimeUtc": iso_ms(ctx.now_ms),
                     }
                 ],
-                "artifacts": [{"location": {"uri": uri}}],
+                "originalUriBaseIds": {"SRCROOT": {"description": {"text": "the repository root"}}},
+                "artifacts": [{"location": {"uri": uri, "uriBaseId": "SRCROOT"}}],
                 "results": results,
             }
         ],
@@ -197,7 +243,14 @@ def _sarif_result(rule: str, index: int, text: str, uri: str, line: int, key: st
         "ruleIndex": index,
         "level": "error",
         "message": {"text": text},
-        "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": line}}}],
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": uri, "uriBaseId": "SRCROOT"},
+                    "region": {"startLine": line},
+                }
+            }
+        ],
         "partialFingerprints": {"qwatchFinding/v1": hashlib.sha256(key.encode()).hexdigest()[:32]},
     }
 
@@ -221,6 +274,19 @@ def _line_of(text: str, package: str) -> int:
             if compiled.search(line):
                 return number
     return 1
+
+
+def repo_relative(lockfile: Path) -> str:
+    """The lockfile's path relative to its repository root (the nearest parent with ``.git``), as code scanning
+    expects; relative to the working directory outside a repository; as given when neither applies."""
+    path = lockfile.resolve()
+    for parent in path.parents:
+        if (parent / ".git").exists():
+            return path.relative_to(parent).as_posix()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return lockfile.as_posix()
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -21,14 +21,17 @@ PYPI = "PyPI"
 
 
 def from_state(records: Iterable[events.PackageStateRecord]) -> dict[str, PackageFacts]:
-    """Latest record per PyPI package whose status the processor has established."""
+    """Latest record per PyPI package the processor knows something about: its status, or a live report (status
+    ``unknown`` then: no PyPI source has shown the package yet, and the gate asks the index and keeps the report)."""
     out: dict[str, PackageFacts] = {}
     for rec in records:
-        if rec.ecosystem != PYPI or rec.status == "unknown":
+        if rec.ecosystem != PYPI:
             continue
         live = tuple(
             ReportFact(r.report_id, r.affected_versions, r.all_versions) for r in rec.reports if r.status == "live"
         )
+        if rec.status == "unknown" and not live:
+            continue  # nothing known: the gate asks the index
         visible = vkeys(rec.visible_versions) if rec.visible_serial is not None else None
         out[rec.package] = PackageFacts(
             rec.package,
@@ -52,7 +55,7 @@ def from_transitions(transitions: Iterable[events.Transition]) -> dict[str, Pack
     out: dict[str, PackageFacts] = {}
     for name, t in latest.items():
         after = t.after
-        if after.status == "unknown":
+        if after.status == "unknown" and not after.live_reports:
             continue
         out[name] = PackageFacts(
             name,

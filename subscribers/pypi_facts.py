@@ -9,8 +9,10 @@ window applies and the page had no upload time. Every failure that leaves a pack
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -56,13 +58,45 @@ class PyPIFacts:
         """The index asked."""
         return self._index
 
-    def lookup(self, wanted: Mapping[str, Iterable[str]], soak_for: Iterable[str] = ()) -> dict[str, Answer]:
-        """Facts per package: ``wanted`` maps names to locked versions; ``soak_for`` names need upload times."""
+    def lookup(
+        self, wanted: Mapping[str, Iterable[str]], soak_for: Iterable[str] = (), deadline: float | None = None
+    ) -> dict[str, Answer]:
+        """Facts per package: ``wanted`` maps names to locked versions; ``soak_for`` names need upload times.
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds the whole lookup: an index that trickles a byte at a
+        time defeats every per-request timeout, so past it each package not answered yet is unverified. The
+        workers are daemon threads, so one stuck in a read cannot keep the process (and the CI job) alive."""
         needs_upload = set(soak_for)
         names = sorted(wanted)
-        with ThreadPoolExecutor(max_workers=min(self._concurrency, max(1, len(names)))) as pool:
-            results = pool.map(lambda n: self._one(n, tuple(wanted[n]), n in needs_upload), names)
-            return dict(zip(names, results, strict=True))
+        todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for name in names:
+            todo.put(name)
+        results: dict[str, Answer] = {}
+        lock = threading.Lock()
+
+        def work() -> None:
+            while deadline is None or time.monotonic() < deadline:
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                answer = self._one(name, tuple(wanted[name]), name in needs_upload)
+                with lock:
+                    results[name] = answer
+
+        workers = [threading.Thread(target=work, daemon=True) for _ in range(min(self._concurrency, len(names)))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with lock:
+            done = dict(results)
+        for name in names:
+            if name not in done:
+                done[name] = Unverified(
+                    name, "deadline", "not answered before the gate's --timeout: not checked, so it does not pass"
+                )
+        return done
 
     def _one(self, name: str, versions: tuple[str, ...], needs_upload: bool) -> Answer:
         url = f"{self._index}{quote(name)}/"
@@ -82,7 +116,7 @@ class PyPIFacts:
                 f"{SIMPLE_JSON} (PEP 691); use an index that serves the JSON API",
             )
         try:
-            facts = parse_simple_project(name, result.body)
+            facts = parse_simple_project(name, result.body, content_type=result.content_type)
         except UnusableAnswer as exc:
             return Unverified(name, "unusable", f"{url}: {exc}")
         if needs_upload:

@@ -1,7 +1,10 @@
-"""Pure parsers for the two PyPI answers the gate reads: a PEP 691 project page and a JSON API release.
+"""What the gate reads from an index, through the one PyPI page parser the ingestor uses too.
 
-Anything that does not have the expected shape raises :class:`UnusableAnswer`: the gate reports "cannot
-verify" instead of guessing, because a half-understood page is how a gate fails open.
+``qwatch.pypi.pages.parse_page`` turns a PEP 691 (or PEP 503) project page into a ProjectPage and refuses what it
+cannot vouch for: an unknown PEP 792 status, an API major version other than 1, a page that names another project.
+The gate and the ingestor therefore cannot disagree about what a page says. Anything refused raises
+:class:`UnusableAnswer`: the gate reports "cannot verify" instead of guessing, because a half-understood page is
+how a gate fails open.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from qwatch.fakepypi.versions import VersionKey
 from qwatch.ids import parse_rfc3339_ms
-from subscribers.facts import ACTIVE, PackageFacts, vkey
+from qwatch.pypi.errors import PyPIParseError
+from qwatch.pypi.model import ProjectPage
+from qwatch.pypi.pages import parse_page
+from subscribers.facts import PackageFacts, VersionKey, vkey, vkeys
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
-_MAX_FILES = 200_000
 
 
 class UnusableAnswer(ValueError):
@@ -27,14 +31,6 @@ def _object(value: object, what: str) -> dict[str, object]:
     return value
 
 
-def _json(body: bytes, what: str) -> dict[str, object]:
-    try:
-        data: object = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise UnusableAnswer(f"{what} is not valid JSON ({exc})") from exc
-    return _object(data, what)
-
-
 def _time(value: object) -> int | None:
     if not isinstance(value, str) or not value:
         return None
@@ -44,67 +40,44 @@ def _time(value: object) -> int | None:
         return None
 
 
-def parse_simple_project(package: str, body: bytes, origin: str = "pypi") -> PackageFacts:
-    """A PEP 691 project page: status (PEP 792), installable versions, yanks and first upload times (PEP 700)."""
-    page = _json(body, "the project page")
-    status_obj = page.get("project-status")
-    status = ACTIVE
-    if status_obj is not None:
-        raw = _object(status_obj, "project-status").get("status")
-        if not isinstance(raw, str) or not raw:
-            raise UnusableAnswer("project-status.status is missing")
-        status = raw.lower()
-    files = page.get("files")
-    if not isinstance(files, list) or len(files) > _MAX_FILES:
-        raise UnusableAnswer("the project page has no files list")
-    versions_raw = page.get("versions")
-    from_files: set[str] = set()
+def parse_simple_project(
+    package: str, body: bytes, origin: str = "pypi", content_type: str = SIMPLE_JSON
+) -> PackageFacts:
+    """A project page: status (PEP 792), installable versions, yanks and first upload times (PEP 700)."""
+    try:
+        page = parse_page(content_type, body, package)
+    except PyPIParseError as exc:
+        raise UnusableAnswer(str(exc)) from exc
+    if page is None:
+        raise UnusableAnswer(f"{content_type or 'no content type'} is not a Simple API page (PEP 691 or PEP 503)")
+    return facts_from_page(package, page, origin)
+
+
+def facts_from_page(package: str, page: ProjectPage, origin: str) -> PackageFacts:
+    """The gate's facts from a parsed page: a version counts as listed only if a file of it is served."""
     uploads: dict[VersionKey, int] = {}
-    yanked_files: dict[VersionKey, list[bool]] = {}
-    for item in files:
-        entry = _object(item, "a file entry")
-        filename = entry.get("filename")
-        if not isinstance(filename, str):
-            raise UnusableAnswer("a file entry has no filename")
-        version = _version_from_filename(package, filename)
-        if version is None:
+    for f in page.files:
+        if f.version is None or f.upload_time is None:
             continue
-        from_files.add(version)
-        key = vkey(version)
-        yanked_files.setdefault(key, []).append(bool(entry.get("yanked")))
-        uploaded = _time(entry.get("upload-time"))
-        if uploaded is not None and (key not in uploads or uploaded < uploads[key]):
-            uploads[key] = uploaded
-    if isinstance(versions_raw, list) and all(isinstance(v, str) for v in versions_raw):
-        listed = {vkey(str(v)) for v in versions_raw}
-    elif versions_raw is None:
-        listed = {vkey(v) for v in from_files}  # api-version < 1.1 has no versions list
-    else:
-        raise UnusableAnswer("versions is not a list of strings")
-    yanked = frozenset(k for k, flags in yanked_files.items() if flags and all(flags))
-    return PackageFacts(package, status, frozenset(listed), origin, yanked=yanked, first_upload=uploads)
-
-
-def _version_from_filename(package: str, filename: str) -> str | None:
-    """Version part of a wheel or sdist name; None for names we cannot split (they then add no upload time)."""
-    stem = filename
-    if stem.endswith(".whl"):
-        parts = stem[:-4].split("-")
-        return parts[1] if len(parts) >= 5 else None
-    for suffix in (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    else:
-        return None
-    # sdists are "<name>-<version>"; the name may itself contain dashes, so split on the last one.
-    head, sep, version = stem.rpartition("-")
-    return version if sep and head else None
+        key = vkey(f.version)
+        if key not in uploads or f.upload_time < uploads[key]:
+            uploads[key] = f.upload_time
+    return PackageFacts(
+        package,
+        page.status,
+        vkeys(page.versions),
+        origin,
+        yanked=vkeys(page.yanked_versions),
+        first_upload=uploads,
+    )
 
 
 def parse_release_uploads(body: bytes) -> int | None:
     """``/pypi/<name>/<version>/json``: the earliest ``upload_time_iso_8601`` of the release's files."""
-    data = _json(body, "the JSON API release")
+    try:
+        data = _object(json.loads(body), "the JSON API release")
+    except (ValueError, RecursionError) as exc:
+        raise UnusableAnswer(f"the JSON API release is not valid JSON ({exc})") from exc
     urls = data.get("urls")
     if not isinstance(urls, list):
         raise UnusableAnswer("the JSON API release has no urls list")

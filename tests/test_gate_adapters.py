@@ -113,7 +113,7 @@ def test_facts_from_processor_state_and_transitions() -> None:
     )
     unknown = events.PackageStateRecord("PyPI", "nobody", "unknown", None, None, (), (), (), None, (), (), (), 0)
     facts = from_state([state, unknown])
-    assert set(facts) == {"gamma"}
+    assert set(facts) == {"gamma"}  # "nobody": unknown status and no live report, nothing to keep
     gamma = facts["gamma"]
     assert gamma.removed_versions == {vkey("0.9.0")} and gamma.yanked == {vkey("0.9.1")}
     assert [r.report_id for r in gamma.reports] == ["MAL-1"] and gamma.reports[0].affects("0.9.1")
@@ -135,3 +135,43 @@ def test_facts_from_processor_state_and_transitions() -> None:
     )
     delta = from_transitions([t])["delta"]
     assert delta.versions is None and delta.reports[0].affects("1.0")  # scope unknown: fail closed
+
+
+def test_broker_mode_keeps_a_reported_package_no_pypi_source_has_seen(mirror: tuple[str, list[str]]) -> None:
+    """A package the processor knows only from an OpenSSF report (status unknown) used to be dropped from the facts;
+    the gate then asked the index, which said "active", and passed it. Now the index is asked and the report kept."""
+    from subscribers.gate import run_gate
+    from subscribers.lockfiles import Inventory, LockedPackage, PackageSource
+    from subscribers.soak import SoakPolicy
+
+    reported = events.PackageStateRecord(
+        "PyPI",
+        "oldidx",
+        "unknown",
+        None,
+        None,
+        (),
+        (),
+        (),
+        None,
+        (events.ReportRecord("MAL-2026-5", "live", ("1.0",), False, None, 0, None, 0),),
+        (),
+        (),
+        0,
+    )
+    known = from_state([reported])
+    assert known["oldidx"].status == "unknown" and [r.report_id for r in known["oldidx"].reports] == ["MAL-2026-5"]
+    index, _ = mirror
+    inventory = Inventory(
+        "requirements.txt",
+        "requirements.txt",
+        None,
+        (LockedPackage("oldidx", "oldidx", "1.0", PackageSource("pypi", None), (), None, True, ()),),
+    )
+    with httpx.Client() as client:
+        pypi = PyPIFacts(PoliteClient(client, HttpConfig(max_attempts=1), Metrics(CollectorRegistry()), "gate"), index)
+        run = run_gate(inventory, pypi, SoakPolicy(frozenset(), 0), 0, kafka=lambda: known)
+    assert run.result.exit_code == 1
+    assert [(f.package, f.reason, f.report_ids) for f in run.result.findings] == [
+        ("oldidx", "malicious", ("MAL-2026-5",))
+    ]

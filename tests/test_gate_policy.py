@@ -6,7 +6,7 @@ import pytest
 
 from subscribers.facts import PackageFacts, ReportFact, Unverified, vkey, vkeys
 from subscribers.lockfiles import Inventory, LockedPackage, PackageSource
-from subscribers.policy import evaluate
+from subscribers.policy import Sources, evaluate
 from subscribers.soak import SoakPolicy, format_duration, parse_duration
 
 HOUR = 3600 * 1000
@@ -46,6 +46,10 @@ def facts(
     uploads = {vkey(v): NOW - 1000 * HOUR for v in versions}
     uploads.update(kw.pop("uploads", {}))  # type: ignore[call-overload]
     return PackageFacts(name, status, vkeys(versions), "pypi", first_upload=uploads, **kw)  # type: ignore[arg-type]
+
+
+CORP = Sources(allowed_indexes=("https://corp.example/simple/",))
+"""The user declared the private index (--allow-index): its package is set aside, not unverified."""
 
 
 def clean() -> dict[str, PackageFacts | Unverified]:
@@ -109,16 +113,39 @@ def test_policy_table(
     name: str, override: dict[str, PackageFacts | Unverified], code: int, expected: list[tuple[str, str]]
 ) -> None:
     answers = {**clean(), **override}
-    result = evaluate(INV, answers, NOW, SOAK)
+    result = evaluate(INV, answers, NOW, SOAK, sources=CORP)
     assert result.exit_code == code
     assert [(f.package, f.reason) for f in result.findings] == expected
     assert result.checked == 3
 
 
 def test_paths_start_at_the_root_and_non_pypi_is_skipped() -> None:
-    result = evaluate(INV, {**clean(), "leaf": facts("leaf", "quarantined", ())}, NOW, SOAK)
+    result = evaluate(INV, {**clean(), "leaf": facts("leaf", "quarantined", ())}, NOW, SOAK, sources=CORP)
     assert result.findings[0].path == ("app", "web", "leaf")
     assert {(s.package, s.source_kind) for s in result.skipped} == {("private", "index"), ("from-git", "git")}
+
+
+def test_an_undeclared_other_index_is_unverified_and_the_gate_index_is_checked() -> None:
+    """A package from an index the gate was not told about may be a PyPI package behind a proxy: not a pass."""
+    result = evaluate(INV, clean(), NOW, SOAK)
+    assert [(u.package, u.reason) for u in result.unverified] == [("private", "other-index")]
+    assert "--allow-index" in result.unverified[0].message and result.exit_code == 2
+    proxied = evaluate(INV, clean(), NOW, SOAK, sources=Sources("https://CORP.example:443/simple"))
+    assert proxied.unverified == (Unverified("private", "no-answer", "no facts were fetched for this package"),)
+
+
+def test_unknown_status_is_unverified_whichever_source_said_it() -> None:
+    for status in ("suspended", "quarantined ", "", "unknown"):
+        result = evaluate(INV, {**clean(), "leaf": facts("leaf", status)}, NOW, SOAK, sources=CORP)
+        assert [(u.package, u.reason) for u in result.unverified] == [("leaf", "unknown-status")], status
+        assert result.exit_code == 2
+
+
+def test_a_report_without_a_versions_list_affects_every_version() -> None:
+    """A range-only report (introduced 1.2, no versions list) used to affect no version at all."""
+    ranged = facts("leaf", reports=(ReportFact("MAL-2026-9", (), False),))
+    result = evaluate(INV, {**clean(), "leaf": ranged}, NOW, SOAK, sources=CORP)
+    assert [(f.package, f.reason, f.report_ids) for f in result.findings] == [("leaf", "malicious", ("MAL-2026-9",))]
 
 
 def test_soak_finding_says_until_when() -> None:
