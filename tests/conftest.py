@@ -7,6 +7,7 @@ the tests error: they are never skipped.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +45,15 @@ def shared_fixtures() -> Path:
     """``tests/fixtures/shared``; its absence is a failure, not a skip."""
     assert SHARED_FIXTURES.is_dir(), f"shared fixtures not found at {SHARED_FIXTURES}"
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def ossf_sample_bare(shared_fixtures: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare clone of the real OpenSSF sample (``ossf-sample/ossf-pypi-sample.bundle``), shared read-only."""
+    dest = tmp_path_factory.mktemp("ossf-sample") / "sample.git"
+    bundle = shared_fixtures / "ossf-sample" / "ossf-pypi-sample.bundle"
+    subprocess.run(["git", "clone", "-q", "--bare", str(bundle), str(dest)], check=True)
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import qwatch, read_jsonl
 
 from processors.samples import journal
 from processors.state import PackageStateRecord
@@ -155,20 +153,6 @@ class _Server(ThreadingHTTPServer):
 
 
 # --------------------------------------------------------------------------- running the real CLI
-def qwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    """One ``qwatch`` CLI call in a subprocess; a non-zero exit fails the test with its stderr."""
-    cmd = [sys.executable, "-m", "qwatch", *args]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
-    return done
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def describe(rows: list[dict[str, Any]], limit: int = 40) -> str:
     """Transitions one per line (kind, package, version, id, evidence sources), for failure messages."""
     lines = [

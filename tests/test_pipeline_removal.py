@@ -17,36 +17,18 @@ ids, and nothing else; running the processor again on the same input with the sa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import qwatch, read_jsonl
 
 from qwatch.fakepypi import FakePyPI
 
-REPO = Path(__file__).resolve().parents[1]
 PROJECT = "demo"
 ALERTING_EXPECTED = {"REMOVED", "RESTORED"}
-
-
-def qwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    """One ``qwatch`` CLI call in a subprocess; a non-zero exit fails the test with its stderr."""
-    cmd = [sys.executable, "-m", "qwatch", *args]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=60)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
-    return done
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def describe(rows: list[dict[str, Any]]) -> str:

@@ -48,8 +48,10 @@ DEMO_PROJECTS: Final[dict[str, dict[str, list[str]]]] = {
 DEMO_TIMELINE: Final[list[tuple[Any, ...]]] = [
     (2.0, "yank", "Demo", "1.0", "broken build"),
     (4.0, "quarantine", "evil-pkg"),
-    (6.0, "archive", "oldlib"),
     (8.0, "quarantine_release", "Demo", "1.1"),
+    # Late enough that the Simple ingestor has seen oldlib active first (its first fetch can meet the 503 fault
+    # at 3 s): a project already archived at first sight is a baseline, not an ARCHIVED (processors README, S2).
+    (9.0, "archive", "oldlib"),
     (10.0, "clear_release_quarantine", "Demo", "1.1"),
     (12.0, "clear_quarantine", "evil-pkg"),
     (14.0, "quarantine", "typo_squat"),
