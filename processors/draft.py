@@ -94,7 +94,7 @@ class Draft:
     __slots__ = (
         "base", "known", "obs", "now_ms", "key", "status", "last_serial", "horizon", "points", "releases",
         "visible_versions", "visible_serial", "reports", "facts", "pending", "watch", "outcome", "changed",
-        "authority", "journal_serial", "seen_versions",
+        "authority", "journal_serial", "journal_action", "seen_versions",
     )  # fmt: skip
 
     def __init__(
@@ -109,6 +109,7 @@ class Draft:
         self.base = base
         self.authority = authority
         self.journal_serial = base.journal_serial
+        self.journal_action = base.journal_action
         self.seen_versions = base.seen_versions
         self.key = key
         self.known = known
@@ -293,5 +294,6 @@ class Draft:
             applied,
             self.now_ms,
             self.journal_serial,
+            self.journal_action,
             self.seen_versions,
         )

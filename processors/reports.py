@@ -28,6 +28,8 @@ from processors.state import ReportRecord
 from qwatch import events, ids
 
 LIVE = "live"
+WITHDRAWN_DIR = "osv/withdrawn/"
+MAX_AFFECTED_EVER = 256
 GONE = {"withdrawn": "withdrawn", "deleted": "deleted", "moved": "moved"}
 LIVE_CHANGES = frozenset({"added", "modified", "reinstated", "existing"})
 REVIVING = frozenset({"added", "reinstated", "existing"})
@@ -55,9 +57,17 @@ def _kind(current: ReportRecord | None, new: ReportRecord, change: str) -> str |
     return None
 
 
+def withdrawn_copy(obs: events.ReportObserved) -> bool:
+    """The change describes a withdrawn file (under ``osv/withdrawn/``, or with ``withdrawn`` set): whatever the
+    change is called, it never makes the report live (records written before the ingestor said so still can)."""
+    return obs.withdrawn is not None or obs.path.startswith(WITHDRAWN_DIR)
+
+
 def on_report(d: Draft, obs: events.ReportObserved) -> None:
     """Apply one report change."""
-    if obs.change in LIVE_CHANGES:
+    if obs.change in LIVE_CHANGES and withdrawn_copy(obs):
+        status = "withdrawn"
+    elif obs.change in LIVE_CHANGES:
         status = LIVE
     elif obs.change in GONE:
         status = GONE[obs.change]
@@ -80,6 +90,10 @@ def on_report(d: Draft, obs: events.ReportObserved) -> None:
         if status == LIVE and current.status != LIVE and obs.change not in REVIVING:
             status = current.status  # an edit of a withdrawn report: still withdrawn (S5)
     announced = current.announced if current is not None and current.status == LIVE and status == LIVE else ""
+    ever, all_ever = (current.affected_ever, current.all_ever) if current is not None else ((), False)
+    if status == LIVE:
+        ever = tuple(dict.fromkeys((*ever, *obs.affected_versions)))[-MAX_AFFECTED_EVER:]
+        all_ever = all_ever or obs.all_versions
     record = ReportRecord(
         obs.report_id,
         status,
@@ -90,6 +104,8 @@ def on_report(d: Draft, obs: events.ReportObserved) -> None:
         obs.upstream_time,
         current.first_seen if current is not None else obs.observed_at,
         announced,
+        ever,
+        all_ever,
     )
     reports[obs.report_id] = record
     d.note("applied")
@@ -116,7 +132,7 @@ def on_report(d: Draft, obs: events.ReportObserved) -> None:
 def _announce(r: ReportRecord, level: str) -> ReportRecord:
     return ReportRecord(
         r.report_id, r.status, r.affected_versions, r.all_versions, r.modified, r.modified_at, r.commit_time,
-        r.first_seen, level,
+        r.first_seen, level, r.affected_ever, r.all_ever,
     )  # fmt: skip
 
 

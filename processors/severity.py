@@ -42,11 +42,12 @@ FIXED = {
 
 
 def exposed(report: ReportRecord, seen_versions: Iterable[str]) -> bool:
-    """True when PyPI has served a version ``report`` affects (any version, for an all-versions report)."""
+    """True when PyPI has served a version ``report`` affected while live here (any version, once it covered all):
+    what was served while the report named it stays a fact after an edit narrows the report."""
     seen = seen_versions if isinstance(seen_versions, (set, frozenset)) else set(seen_versions)
-    if report.all_versions:
+    if report.all_versions or report.all_ever:
         return bool(seen)
-    return not seen.isdisjoint(report.affected_versions)
+    return not seen.isdisjoint(report.affected_versions) or not seen.isdisjoint(report.affected_ever)
 
 
 def reported(report: ReportRecord, seen_versions: Iterable[str]) -> str:

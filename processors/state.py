@@ -134,6 +134,11 @@ class ReportRecord:
     announced: str = ""
     """The severity this live episode of the report was announced at (REPORTED or REPORT_ESCALATED); empty when
     it was recorded silently (a snapshot's baseline) or is not live: only an announced ``high`` escalates."""
+    affected_ever: tuple[str, ...] = ()
+    """Every version the report has affected while live here (bounded): exposure is judged on these, since a
+    version served while the report named it stays exposed after an edit narrows the report (S6)."""
+    all_ever: bool = False
+    """True once any live content of the report covered every version."""
 
 
 @fast_init
@@ -172,6 +177,9 @@ class PackageStateRecord:
     updated_at: int
     journal_serial: int | None = None
     """The newest journal row applied (status or release row): an older row is a replay, whatever pages showed."""
+    journal_action: str = ""
+    """The action of the newest project status row applied: a repeated row (quarantined twice without a
+    clearance between) is one episode, one transition."""
     seen_versions: tuple[str, ...] = ()
     """Versions PyPI has been seen serving (a page listing them installable, a JSON-API 200 with files), ever,
     bounded by MAX_SEEN_VERSIONS: exposure to a report is a fact about the past too (S6 in the README)."""

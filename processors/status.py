@@ -16,6 +16,8 @@ from processors.state import (
     PAGE_RANK,
     QUARANTINED,
     REMOVED,
+    UNKNOWN,
+    Mark,
     Sighting,
     StatusPoint,
 )
@@ -139,7 +141,20 @@ def on_page(d: Draft, obs: events.ProjectStatusObserved) -> bool:
     )
     d.see_serial(serial)
     apply_point(d, point)
+    if d.authority == JOURNAL:
+        late_history(d, point)
     return status in (ACTIVE, ARCHIVED) and serial is not None
+
+
+ROW_KINDS = {
+    "project quarantined": kinds.K_QUARANTINED,
+    "project quarantine cleared": kinds.K_CLEARED,
+    "remove project": kinds.K_REMOVED,
+    "create": kinds.K_RESTORED,
+}
+"""With the journal as authority, the kind each project status row is (README, S3)."""
+ROW_BEFORE = {"project quarantine cleared": QUARANTINED, "create": REMOVED}
+"""The status a row proves just before it."""
 
 
 def on_journal_status(d: Draft, obs: events.JournalEntryObserved, action: str) -> None:
@@ -157,3 +172,58 @@ def on_journal_status(d: Draft, obs: events.JournalEntryObserved, action: str) -
     )
     d.see_serial(obs.serial)
     apply_point(d, point)
+    if d.authority == JOURNAL:
+        previous, d.journal_action = d.journal_action, action
+        if action == "create" and not _history_before(d, point):
+            return  # a new project, not a re-registration
+        if action != "create" and action == previous:
+            return  # a repeated row inside one episode
+        _row_transition(d, point, action)
+
+
+def _history_before(d: Draft, row: StatusPoint) -> bool:
+    """Anything known of the name before ``row``: a point ordered before it (a 404 fetched before it included), a
+    dropped older history (the horizon), or an earlier journal row."""
+    if d.horizon is not None:
+        return True
+    for p in d.points:
+        if p.rank == JOURNAL_RANK and p.serial == row.serial:
+            return False
+        return True
+    return False
+
+
+def _row_transition(d: Draft, row: StatusPoint, action: str) -> None:
+    """Emit the row's own transition (id: its serial), with the pages of its run as evidence, and mark it on the
+    row so evidence that arrives later (the page behind it) is merged."""
+    kind = ROW_KINDS[action]
+    eid = d.transition_id(kind, row.serial)
+    if d.emitted(eid):
+        if d.add_evidence([eid], row.upstream_time):
+            d.note("evidence")
+        return
+    index = next(i for i, p in enumerate(d.points) if p.rank == JOURNAL_RANK and p.serial == row.serial)
+    before = ROW_BEFORE.get(action) or (d.points[index - 1].status if index > 0 else UNKNOWN)
+    run = [d.points[index]]
+    for p in d.points[index + 1 :]:
+        if p.rank == JOURNAL_RANK or p.status != row.status:
+            break
+        run.append(p)
+    evidence = _evidence(tuple(run), Sighting(row.source, row.observation_id, row.observed_at))
+    summary = kinds.describe(kind, d.base.ecosystem, d.base.package, None, None, _detail(row))
+    after = ACTIVE if action == "create" else row.status
+    d.decide(Pending(kind, eid, evidence, row.upstream_time, summary, before_status=before, after_status=after))
+    marked = d.points[index].with_marks((*d.points[index].marks, Mark(kind, eid)))
+    d.points = (*d.points[:index], marked, *d.points[index + 1 :])
+
+
+def late_history(d: Draft, page: StatusPoint) -> None:
+    """A page ordered before a ``create`` row that had no history when it came: the name did exist before it, so
+    that row was a re-registration after all (RESTORED, late but once)."""
+    seen_page = False
+    for p in d.points:
+        if p is page or (p.rank != JOURNAL_RANK and p.observation_id == page.observation_id):
+            seen_page = True
+        elif seen_page and p.rank == JOURNAL_RANK and p.implies == REMOVED:
+            if not d.emitted(d.transition_id(kinds.K_RESTORED, p.serial)):
+                _row_transition(d, p, "create")

@@ -27,7 +27,7 @@ fact is inserted at its position and the transitions are derived from the runs (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 from typing import NamedTuple
 
 from processors.kinds import K_ARCHIVED, K_CLEARED, K_UNARCHIVED, Step, steps_between
@@ -141,8 +141,9 @@ def _steps(start: StatusPoint, before: str, previous_end: int, journal: bool) ->
     ``previous_end`` (README, S2 and S3).
 
     * A page that starts the first run is a baseline: a state source's first view is not news.
-    * A journal row is the change it records, in either authority.
-    * With the journal as authority, a page only shows what PyPI does not journal: ARCHIVED, and UNARCHIVED when
+    * With the journal as authority, its rows decide by themselves, outside the timeline (``status.on_journal_status``:
+      the journal's own sequence, so a stale 404 or a first-sight page in between cannot change what a row means),
+      and a page only shows what PyPI does not journal: ARCHIVED, and UNARCHIVED when
       the archived view it follows was at the same serial (an unarchive never bumps it; at a higher serial the
       project may have been removed and re-registered, and those rows decide).
     * Without it (pages), a page implies every status change except a clearance: a page that shows a quarantined
@@ -150,13 +151,25 @@ def _steps(start: StatusPoint, before: str, previous_end: int, journal: bool) ->
       and reporting CLEARED from it would be a false all-clear for a possible takeover.
     """
     if start.rank == JOURNAL_RANK:
-        return steps_between(_previous_status(start, before), start.status)
+        return () if journal else steps_between(_previous_status(start, before), start.status)
     if before == UNKNOWN:
         return ()
     steps = steps_between(before, start.status)
     if journal:
         return tuple(s for s in steps if s[0] == K_ARCHIVED or (s[0] == K_UNARCHIVED and previous_end == start.serial))
     return tuple(s for s in steps if s[0] != K_CLEARED)
+
+
+def _before(points: Sequence[StatusPoint], index: int, journal: bool) -> tuple[str, int]:
+    """(status, serial) of the fact just before ``points[index]``: the previous run's status and its last serial.
+    With the journal as authority a 404 is passed over: it has no serial, and where it stands among the rows is
+    known only once they arrive (a stale archived page after a 404 must not read as "archived after a removal"
+    before the ``remove project`` row that the 404 really followed has come)."""
+    for p in reversed(points[:index]):
+        if journal and p.rank == FLOATING_RANK:
+            continue
+        return p.status, p.serial
+    return UNKNOWN, -1
 
 
 def _required(
@@ -167,10 +180,8 @@ def _required(
         if r == 0 and truncated:
             out.append(())  # what came before was dropped; its transitions were emitted back then
             continue
-        start = points[run[0]]
-        before = UNKNOWN if r == 0 else points[runs[r - 1][0]].status
-        previous_end = -1 if r == 0 else points[runs[r - 1][-1]].serial
-        out.append(_steps(start, before, previous_end, journal))
+        before, previous_end = _before(points, run[0], journal)
+        out.append(_steps(points[run[0]], before, previous_end, journal))
     return out
 
 
@@ -304,7 +315,8 @@ def _append(
         run_marks = tuple(m for p in points[start:] for m in p.marks)
     else:
         marks: list[Mark] = []
-        for s in _steps(new, last.status, last.serial, journal):
+        before, previous_end = _before(points, len(points), journal)
+        for s in _steps(new, before, previous_end, journal):
             eid = id_for(s[0], new, points[start])
             marks.append(Mark(s[0], eid))
             if eid not in emitted:
