@@ -178,6 +178,7 @@ def to_sarif(result: GateResult, ctx: GateContext, lock_text: str) -> dict[str, 
         for rid in rule_ids
     ]
     uri = repo_relative(Path(ctx.lockfile))
+
     def finding(f: Finding, key: str) -> dict[str, Any]:
         text = f"{f.message} (path: {' > '.join(f.path)})"
         return _sarif_result(f.reason, rule_ids.index(f.reason), text, uri, _line_of(lock_text, f.package), key)
