@@ -162,10 +162,30 @@ def anchor(p: events.ProjectStatusObserved, pages: Iterable[events.ProjectStatus
     return max(before, default=-1)
 
 
+JOURNAL_TICK_MS = 1000
+"""Journal timestamps are whole seconds: a row stamped T was written somewhere in [T, T + 1 s)."""
+
+
 def row_anchor(p: events.ProjectStatusObserved, rows: Iterable[events.JournalEntryObserved]) -> int:
     """The largest serial among the project status rows that happened (journal timestamp) before a 404 was
-    fetched, or -1: with the journal authority a 404 floats after the newest fact that predates it, row or page."""
-    return max((r.serial for r in rows if r.timestamp < p.observed_at), default=-1)
+    fetched, or -1: with the journal authority a 404 floats after the newest fact that predates it, row or page.
+
+    The one tie (README: "journal stamps are whole seconds"): a ``create`` stamped in the very second of the fetch
+    may have been written after it, and a 404 is what the name showed just before a re-registration; such a row,
+    and every row from it on, is taken as after the 404."""
+    rows = list(rows)
+    barrier = min(
+        (
+            r.serial
+            for r in rows
+            if r.action.strip() == "create" and r.timestamp <= p.observed_at < r.timestamp + JOURNAL_TICK_MS
+        ),
+        default=None,
+    )
+    return max(
+        (r.serial for r in rows if r.timestamp < p.observed_at and (barrier is None or r.serial < barrier)),
+        default=-1,
+    )
 
 
 def timeline(observations: Iterable[events.Observation], with_rows: bool) -> list[Point]:

@@ -38,6 +38,7 @@ REGRESSION_SEEDS = [
     88,  # S3/S4: stale CDN 404 minutes after creation, then 'remove project': REMOVED only if the row comes first
     1939,  # S3: a 404 between two 'project quarantined' rows splits the episode: extra RESTORED and QUARANTINED
     19864,  # S3/S4: 404, then a stale archived page, both before the journal rows: an extra ARCHIVED
+    17727,  # reference: a 'create' stamped in the second of a 404's fetch is taken as after it (the README's tie)
     # Failed with the README's earlier OpenSSF conventions (an edit of a withdrawn report, and a move's new
     # package, told as 'modified'); the generator now follows ingestors/openssf/README.md, see test_spec_case.
     16,
