@@ -101,7 +101,9 @@ def on_page_versions(d: Draft, obs: events.ProjectStatusObserved) -> None:
     serial = obs.last_serial
     if serial is None:
         return
-    if d.see_versions(obs.versions):
+    # Most pages repeat the installable list already remembered (and so already in seen_versions): skip the set
+    # work for them on this hot path.
+    if (obs.versions != d.visible_versions or not d.seen_versions) and d.see_versions(obs.versions):
         escalate(d)
     if d.visible_serial is None or serial >= d.visible_serial:
         if d.visible_versions != obs.versions or d.visible_serial != serial:

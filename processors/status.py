@@ -182,15 +182,12 @@ def on_journal_status(d: Draft, obs: events.JournalEntryObserved, action: str) -
 
 
 def _history_before(d: Draft, row: StatusPoint) -> bool:
-    """Anything known of the name before ``row``: a point ordered before it (a 404 fetched before it included), a
-    dropped older history (the horizon), or an earlier journal row."""
+    """Anything known of the name before ``row``: a point ordered before it (a row, a page, or a 404 fetched
+    before it), or older history dropped behind the horizon."""
     if d.horizon is not None:
         return True
-    for p in d.points:
-        if p.rank == JOURNAL_RANK and p.serial == row.serial:
-            return False
-        return True
-    return False
+    first = d.points[0] if d.points else None
+    return first is not None and not (first.rank == JOURNAL_RANK and first.serial == row.serial)
 
 
 def _row_transition(d: Draft, row: StatusPoint, action: str) -> None:
