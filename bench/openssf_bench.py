@@ -1,4 +1,4 @@
-"""OpenSSF snapshot throughput vs the naive ``git show`` + ``json.loads`` loop, measured in the same run.
+"""OpenSSF snapshot throughput vs the fastest simple equivalent, measured in the same run, on two repositories.
 
 Builds a real bare git repository of N OSV files: blobs through ``git fast-import``, trees as one pack indexed
 (and verified) by ``git index-pack``. fast-import's own tree handling scans a directory linearly per file, which
@@ -9,10 +9,14 @@ every path and id is unique. Then it times, in a fresh child process:
   (b) an incremental poll over a commit that adds and modifies 10 reports each,
   (c) a poll with no change.
 Peak RSS comes from ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of that child (it includes its git helpers).
-The baseline runs ``git show <sha>:<path>`` + ``json.loads`` for a random sample (2,000 by default) and
-extrapolates to N; the output says so.
+The baseline is the fastest simple way to do the same reading with the same tools: ``git ls-tree -r -z`` of the
+scope, one ``git cat-file --batch`` process streaming every blob (fed by a thread), ``json.loads`` of each; run in
+full (best of 2) on the same commit. (An earlier version compared with ``git show`` per file: a straw man.)
 
-Usage: python bench/openssf_bench.py [--files N] [--sample N] [--keep DIR]
+The same two contenders then run on the real history of ``shared/fixtures/ossf-history`` at its head (best of
+``--rounds`` each, the ingestor in fresh children).
+
+Usage: python bench/openssf_bench.py [--files N] [--rounds N] [--keep DIR]
 Writes bench/out/openssf.json.
 """
 
@@ -23,13 +27,13 @@ import hashlib
 import json
 import os
 import platform
-import random
 import resource
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections import Counter
@@ -212,6 +216,16 @@ def build_repo(repo: Path, files: int) -> dict[str, Any]:
     return {"templates": len(templates), "kinds": dict(kinds)}
 
 
+def _cpu() -> float:
+    """User + system CPU seconds of this process and of its waited-for children (the git helpers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
 # -- the measured child ---------------------------------------------------------------------------------------
 class CountingSink:
     """Counts events by type; flush has nothing to wait for, so the figure is the ingestor's own cost."""
@@ -229,8 +243,9 @@ class CountingSink:
         pass
 
 
-def worker(repo: Path, state: Path) -> dict[str, Any]:
-    """Snapshot ``base``, then poll ``main`` (10 added + 10 modified), then poll again (no change)."""
+def worker(repo: Path, state: Path, snapshot_only: str | None = None) -> dict[str, Any]:
+    """Snapshot ``base``, then poll ``main`` (10 added + 10 modified), then poll again (no change); or, with
+    ``snapshot_only``, just the snapshot of that branch."""
     from prometheus_client import CollectorRegistry
 
     from ingestors.openssf.config import OpenSSFConfig
@@ -243,19 +258,27 @@ def worker(repo: Path, state: Path) -> dict[str, Any]:
     metrics = Metrics(CollectorRegistry())
     cursors = FileCursorStore(state)
     results: dict[str, Any] = {}
-    for label, branch in (("snapshot", "base"), ("incremental", "main"), ("nochange", "main")):
+    plan = (
+        (("snapshot", snapshot_only),)
+        if snapshot_only
+        else (("snapshot", "base"), ("incremental", "main"), ("nochange", "main"))
+    )
+    for label, branch in plan:
         sink = CountingSink()
         cfg = OpenSSFConfig(repo=str(repo), branch=branch)
         source = GitSource.open(str(repo), branch, state / "work", metrics)
         index = ReportIndex(state / "index.sqlite")
         service = OpenSSFService(cfg, source, index, sink, cursors, metrics, "bench")
+        c0 = _cpu()
         t0 = time.perf_counter()
         result = service.poll()
         elapsed = time.perf_counter() - t0
-        source.close()
+        source.close()  # waits for git cat-file, so its CPU time is counted
+        cpu = _cpu() - c0
         index.close()
         results[label] = {
             "seconds": round(elapsed, 4),
+            "cpu_seconds": round(cpu, 4),
             "events": dict(sink.counts),
             "files": sum(s.files for s in result.steps),
             "pending": sum(s.pending for s in result.steps),
@@ -263,59 +286,144 @@ def worker(repo: Path, state: Path) -> dict[str, Any]:
     return results
 
 
-def meter(repo: Path, state: Path) -> dict[str, Any]:
+def meter(repo: Path, state: Path, snapshot_only: str | None = None) -> dict[str, Any]:
     """Run the worker as this process's only child, so RUSAGE_CHILDREN is its peak (git helpers included)."""
-    cmd = [sys.executable, __file__, "--worker", str(repo), str(state)]
+    cmd = [sys.executable, __file__, "--worker", str(repo), str(state), *([snapshot_only] if snapshot_only else [])]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     results: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     return results
 
 
-def measure(repo: Path, state: Path) -> dict[str, Any]:
+def measure(repo: Path, state: Path, snapshot_only: str | None = None) -> dict[str, Any]:
     """The meter runs in a fresh process: this one already waited for fast-import and index-pack."""
-    cmd = [sys.executable, __file__, "--meter", str(repo), str(state)]
+    cmd = [sys.executable, __file__, "--meter", str(repo), str(state), *([snapshot_only] if snapshot_only else [])]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
 # -- the baseline ---------------------------------------------------------------------------------------------
-def baseline(repo: Path, sample: int, seed: int = 7) -> dict[str, Any]:
-    """``git show base:<path>`` + ``json.loads`` per file, for a random sample; extrapolated, not run in full."""
+def baseline(repo: Path, rev: str) -> dict[str, Any]:
+    """The fastest simple way to do the snapshot's work with the same tools: ``git ls-tree -r -z`` of the scope,
+    one ``git cat-file --batch`` process streaming every blob (a thread feeds it the shas, so git and Python work
+    at once), and ``json.loads`` of each. Run in full, never extrapolated; no index, no events, no validation."""
+    from ingestors.openssf.gitsource import SCOPE_PATHSPECS
+
+    c0 = _cpu()
+    t0 = time.perf_counter()
     listing = subprocess.run(
-        ["git", "-C", str(repo), "ls-tree", "-r", "-z", "--name-only", "base", "--", "osv"],
+        ["git", "--git-dir", str(repo), "ls-tree", "-r", "-z", "--full-tree", rev, "--", *SCOPE_PATHSPECS],
         check=True,
         capture_output=True,
     ).stdout
-    paths = [p.decode() for p in listing.split(b"\0") if p]
-    picked = random.Random(seed).sample(paths, min(sample, len(paths)))
-    t0 = time.perf_counter()
-    for path in picked:
-        data = subprocess.run(["git", "-C", str(repo), "show", f"base:{path}"], check=True, capture_output=True).stdout
-        json.loads(data)
+    shas = []
+    for rec in listing.split(b"\0"):
+        meta, _, path = rec.partition(b"\t")
+        fields = meta.split()
+        if len(fields) == 3 and fields[1] == b"blob" and path.endswith(b".json"):
+            shas.append(fields[2])
+    cat = subprocess.Popen(
+        ["git", "--git-dir", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert cat.stdin is not None and cat.stdout is not None
+    stdin = cat.stdin
+
+    def feed() -> None:
+        stdin.write(b"".join(sha + b"\n" for sha in shas))
+        stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    parsed = 0
+    for _ in shas:
+        size = int(cat.stdout.readline().split()[2])
+        try:
+            json.loads(cat.stdout.read(size))
+            parsed += 1
+        except ValueError:
+            pass
+        cat.stdout.read(1)
+    cat.wait()
+    feeder.join()
     elapsed = time.perf_counter() - t0
-    rate = len(picked) / elapsed
+    cpu = _cpu() - c0
     return {
-        "method": f"git show + json.loads on a random sample of {len(picked)} files, extrapolated to all files",
-        "sample": len(picked),
-        "sample_seconds": round(elapsed, 3),
-        "records_per_s": round(rate, 1),
-        "extrapolated_seconds": round(len(paths) / rate, 1),
-        "files": len(paths),
+        "cpu_seconds": round(cpu, 3),
+        "records_per_cpu_s": round(parsed / cpu, 1),
+        "load_average": _load(),
+        "method": "git ls-tree -r -z + one git cat-file --batch streaming every blob + json.loads (full run)",
+        "files": len(shas),
+        "parsed": parsed,
+        "seconds": round(elapsed, 3),
+        "records_per_s": round(parsed / elapsed, 1),
+    }
+
+
+def best_baseline(repo: Path, rev: str, rounds: int) -> dict[str, Any]:
+    """The fastest of ``rounds`` baseline runs (the host is shared: the best run is the fair comparison)."""
+    runs = [baseline(repo, rev) for _ in range(rounds)]
+    best = max(runs, key=lambda r: r["records_per_s"])
+    return {
+        **best,
+        "rounds": rounds,
+        "all_records_per_s": [r["records_per_s"] for r in runs],
+        "best_records_per_cpu_s": max(r["records_per_cpu_s"] for r in runs),
+    }
+
+
+def real_history(rounds: int) -> dict[str, Any]:
+    """The shared real history (``shared/fixtures/ossf-history``) at its head: the ingestor's snapshot (best of
+    ``rounds`` fresh children) against the baseline (best of ``rounds``) on the same repository and commit."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_openssf_history import BUNDLE_HEAD, clone_history
+
+    with tempfile.TemporaryDirectory(prefix="qwatch-ossf-real-") as tmp:
+        repo = clone_history(Path(tmp) / "R")
+        runs, bases = [], []
+        for i in range(rounds):  # interleaved, so a busy spell on the shared host hits both contenders
+            bases.append(baseline(repo, "main"))
+            state = Path(tmp) / f"state{i}"
+            state.mkdir()
+            runs.append(measure(repo, state, snapshot_only="main"))
+        best = min(runs, key=lambda r: r["snapshot"]["seconds"])
+        snap = best["snapshot"]
+        records = snap["events"].get("ReportObserved", 0)
+        base = {**max(bases, key=lambda r: r["records_per_s"]), "rounds": rounds}
+        base["all_records_per_s"] = [r["records_per_s"] for r in bases]
+        base["best_records_per_cpu_s"] = max(r["records_per_cpu_s"] for r in bases)
+        cpu = min(r["snapshot"]["cpu_seconds"] for r in runs)
+    rate = records / snap["seconds"]
+    return {
+        "repository": f"shared/fixtures/ossf-history at {BUNDLE_HEAD[:12]}",
+        "snapshot": {
+            **snap,
+            "records": records,
+            "records_per_s": round(rate, 1),
+            "records_per_cpu_s": round(records / cpu, 1),
+        },
+        "ratio_per_cpu_s": round(records / cpu / base["best_records_per_cpu_s"], 3),
+        "load_average": _load(),
+        "snapshot_rounds_seconds": [r["snapshot"]["seconds"] for r in runs],
+        "peak_rss_mib": best["peak_rss_mib"],
+        "baseline": base,
+        "ratio_vs_baseline": round(rate / base["records_per_s"], 3),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=250_000, help="OSV files in the synthetic tree")
-    parser.add_argument("--sample", type=int, default=2000, help="files read by the baseline")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each contender on the real history")
+    parser.add_argument("--sample", type=int, default=None, help=argparse.SUPPRESS)  # the old sampled baseline
     parser.add_argument("--keep", type=Path, default=None, help="build the repo here and keep it")
-    parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--meter", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--meter", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker or args.meter:
-        print(json.dumps(worker(*args.worker) if args.worker else meter(*args.meter)))
+        repo, state, *only = args.worker or args.meter
+        child = worker if args.worker else meter
+        print(json.dumps(child(Path(repo), Path(state), only[0] if only else None)))
         return
     tmp = Path(tempfile.mkdtemp(prefix="qwatch-openssf-bench-"))
     try:
@@ -329,11 +437,15 @@ def main() -> None:
         print(f"built {args.files:,} files in {build_seconds:.1f}s", file=sys.stderr)
         state = tmp / "state"
         state.mkdir()
+        before = best_baseline(repo, "base", 1)
         run = measure(repo, state)
         snap = run["snapshot"]
         records = snap["events"].get("ReportObserved", 0)
         rate = records / snap["seconds"]
-        base_figs = baseline(repo, args.sample)
+        after = best_baseline(repo, "base", 1)
+        base_figs = max(before, after, key=lambda r: r["records_per_s"])
+        base_figs["all_records_per_s"] = [before["records_per_s"], after["records_per_s"]]
+        base_figs["best_records_per_cpu_s"] = max(before["records_per_cpu_s"], after["records_per_cpu_s"])
         report = {
             "files": args.files,
             "build": {"seconds": round(build_seconds, 1), **built},
@@ -342,15 +454,19 @@ def main() -> None:
                 "records": records,
                 "records_per_s": round(rate, 1),
                 "files_per_s": round(snap["files"] / snap["seconds"], 1),
+                "records_per_cpu_s": round(records / snap["cpu_seconds"], 1),
             },
+            "ratio_per_cpu_s": round(records / snap["cpu_seconds"] / base_figs["best_records_per_cpu_s"], 3),
+            "load_average": _load(),
             "peak_rss_mib": run["peak_rss_mib"],
             "baseline": base_figs,
-            "ratio_vs_baseline": round(rate / base_figs["records_per_s"], 1),
+            "ratio_vs_baseline": round(rate / base_figs["records_per_s"], 3),
             "incremental_poll": run["incremental"],
             "nochange_poll": run["nochange"],
+            "real_history": real_history(args.rounds),
             "targets": {
-                "records_per_s>=5000": rate >= 5000,
-                "peak_rss<1GiB": run["peak_rss_mib"] < 1024,
+                "ratio>=0.5": rate / base_figs["records_per_s"] >= 0.5,
+                "peak_rss<256MiB": run["peak_rss_mib"] < 256,
                 "nochange_poll<1s": run["nochange"]["seconds"] < 1.0,
             },
             "platform": {

@@ -101,6 +101,45 @@ def child(mode: str, directory: Path) -> dict[str, Any]:
         changed = [k for k, v in b.items() if k in a and a[k] != v]
         out.update(seconds=time.perf_counter() - t0, added=len(added), removed=len(removed), changed=len(changed))
         out["projects"] = len(b)
+    elif mode == "poll":
+        # The ingestor between polls holds the previous snapshot only (the body it came from is gone); the peak of
+        # one poll is then that snapshot + the new body + parsing + the diff. VmHWM is reset (clear_refs 5) after
+        # the previous snapshot is built, so the figure is the poll's own peak, not the set-up's.
+        import gc
+
+        from ingestors.pypi.parse_root import parse_root_json
+        from ingestors.pypi.rootdiff import diff_roots
+
+        previous = parse_root_json(old_body)
+        del old_body, new_body
+        gc.collect()
+        reset = _reset_hwm()
+        out["resting_rss_mb"] = round(_rss_now_mb(), 1)
+        t0 = time.perf_counter()
+        body = (directory / "new.json").read_bytes()  # the download
+        t1 = time.perf_counter()
+        snapshot = parse_root_json(body)
+        diff = diff_roots(previous, snapshot)
+        t2 = time.perf_counter()
+        out.update(read_seconds=t1 - t0, parse_diff_seconds=t2 - t1, hwm_reset=reset, changes=len(diff))
+        poll_hwm = _hwm_mb()
+        out["poll_peak_rss_mb"] = round(poll_hwm, 1) if reset and poll_hwm is not None else None
+    elif mode == "nochange":
+        # A poll without an ETag whose body is byte-identical to the last one: the ingestor hashes it and stops
+        # (simple_ingest._poll_root). Baseline: what the same poll cost when it parsed and diffed the body.
+        from ingestors.pypi.parse_root import body_digest, parse_root_json
+        from ingestors.pypi.rootdiff import diff_roots
+
+        previous = parse_root_json(new_body)
+        body = bytes(new_body)  # a fresh copy, as a download would be
+        t0 = time.perf_counter()
+        same = body_digest(body) == previous.digest
+        t1 = time.perf_counter()
+        assert same
+        diff = diff_roots(previous, parse_root_json(body))
+        t2 = time.perf_counter()
+        assert len(diff) == 0
+        out.update(hash_seconds=t1 - t0, parse_diff_seconds=t2 - t1)
     elif mode == "state":
         from ingestors.pypi.parse_root import parse_root_json
         from ingestors.pypi.state import load_state, save_state
@@ -118,6 +157,22 @@ def child(mode: str, directory: Path) -> dict[str, Any]:
     hwm = _hwm_mb()
     out["vm_hwm_mb"] = round(hwm, 1) if hwm is not None else None
     return out
+
+
+def _rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_hwm() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux ``clear_refs`` 5); False where that is refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def run_child(mode: str, directory: Path) -> dict[str, Any]:
@@ -207,7 +262,10 @@ def main() -> int:
     parser.add_argument("--watch", type=int, default=2_000)
     parser.add_argument("--latency-watch", type=int, default=320)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to each page in scenario 2b")
-    parser.add_argument("--child", choices=["build", "qwatch", "naive", "state", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--root-only", action="store_true", help="only the root benchmarks, not the sweep")
+    parser.add_argument(
+        "--child", choices=["build", "qwatch", "naive", "state", "floor", "poll", "nochange"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -223,13 +281,14 @@ def main() -> int:
         plan = run_child("build", directory)
         build_s = time.perf_counter() - t0
         sizes = {n: (directory / n).stat().st_size for n in ("old.json", "new.json")}
-        runs = {mode: run_child(mode, directory) for mode in ("floor", "naive", "qwatch", "state")}
+        modes = ("floor", "naive", "qwatch", "state", "poll", "nochange")
+        runs = {mode: run_child(mode, directory) for mode in modes}
     ours, naive = runs["qwatch"], runs["naive"]
     expected = {"added": plan["added"], "removed": plan["removed"], "changed": plan["changed"]}
     for name in ("qwatch", "naive"):
         got = {k: runs[name][k] for k in expected}
         assert got == expected, f"{name} found {got}, expected {expected}"
-    sweep = sweep_rate(args.watch, args.latency_watch, args.latency)
+    sweep = None if args.root_only else sweep_rate(args.watch, args.latency_watch, args.latency)
     result = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "root_diff": {
@@ -245,6 +304,11 @@ def main() -> int:
             "targets": {"seconds": 3.0, "peak_rss_mb": 500},
             "meets_targets": ours["seconds"] < 3.0 and ours["peak_rss_mb"] < 500,
             "state_file": runs["state"],
+        },
+        "root_poll": {
+            "poll": runs["poll"],
+            "nochange": runs["nochange"],
+            "targets": {"poll_peak_rss_mib": 250, "nochange_seconds_beyond_download": 0.2},
         },
         "sweep": sweep,
     }
@@ -269,7 +333,13 @@ def main() -> int:
         f"  state file: save {runs['state']['save_seconds']:.2f} s, load {runs['state']['load_seconds']:.2f} s, "
         f"{runs['state']['file_mb']:.1f} MB"
     )
-    for c in (1, 16):
+    poll, same = runs["poll"], runs["nochange"]
+    print(
+        f"root poll: peak RSS {poll['poll_peak_rss_mb']} MB (previous snapshot held: {poll['resting_rss_mb']} MB), "
+        f"parse + diff {poll['parse_diff_seconds']:.2f} s; unchanged body: hash {same['hash_seconds']:.3f} s "
+        f"vs parse + diff {same['parse_diff_seconds']:.2f} s"
+    )
+    for c in (1, 16) if sweep else ():
         row, lat = sweep[f"concurrency_{c}"], sweep["with_latency"][f"concurrency_{c}"]
         print(
             f"sweep at concurrency {c:>2}: {row['first_pass_200']['requests_per_s']} req/s (200s), "

@@ -1,8 +1,9 @@
 """The processor over any Source and Sink (JSONL files, stdin/stdout, or a Kafka source without transactions).
 
-Order per batch: decide, publish, flush, save state, then commit the source, so nothing is lost if any step
-fails; a crash between the flush and the state save re-emits that batch's transitions on the next run (same event
-ids, deduplicated downstream). ``qwatch process`` uses the transactional service instead when both ends are Kafka.
+Order per batch: decide, publish, flush, append the batch's changed states (processors/store.py), then commit the
+source, so nothing is lost if any step fails; a crash between the flush and the state append re-emits that batch's
+transitions on the next run (same event ids, deduplicated downstream). ``qwatch process`` uses the transactional
+service instead when both ends are Kafka.
 """
 
 from __future__ import annotations
@@ -99,10 +100,10 @@ class BatchRunner:
         self._sink.flush()
         if self._side is not None:
             self._side.flush()
-        for (_, key), state in batch.changed.items():
-            self.states[key] = state
-        if self._store is not None and batch.changed:
-            self._store.save(self.states)
+        changed = {key: state for (_, key), state in batch.changed.items()}
+        self.states.update(changed)
+        if self._store is not None and changed:
+            self._store.append(changed, self.states)  # this batch's states only; compaction is the store's
         self._source.commit()
         batch.record(self._metrics)
         self._metrics.state_packages.set(len(self.states))

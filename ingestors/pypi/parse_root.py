@@ -7,15 +7,19 @@ splits the ``projects`` array into raw entry byte strings kept in a frozenset; t
 difference and only the changed entries are ever decoded. Any other spelling (whitespace, key order, an older
 server) takes the ``json.loads`` path and is re-rendered into the same canonical entry form, so a snapshot
 from either path compares correctly with one from the other.
+
+Each snapshot also carries the SHA-256 of the body it came from: a poll whose body hashes the same as the last
+one (upstream sent no ETag, or a new one for the same bytes) is over before any parsing (about 20 ms for 40 MB).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from qwatch.pypi.errors import PyPIParseError
@@ -40,6 +44,8 @@ class RootSnapshot:
     serial: int | None
     api_version: str | None
     entries: frozenset[bytes]
+    digest: bytes = field(default=b"", compare=False)
+    """SHA-256 of the body parsed (``body_digest``); empty when unknown (an old state file, a test's snapshot)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -52,6 +58,11 @@ class RootSnapshot:
             if decoded is not None:
                 out[decoded[0]] = decoded[1]
         return out
+
+
+def body_digest(body: bytes) -> bytes:
+    """The digest a snapshot remembers of its body: equal digests mean nothing to parse or diff."""
+    return hashlib.sha256(body).digest()
 
 
 def render_entry(name: str, serial: int | None) -> bytes:
@@ -100,7 +111,8 @@ def parse_root_json(body: bytes) -> RootSnapshot:
         for entry in data["projects"]
         if isinstance(entry, dict) and isinstance(entry.get("name"), str)
     )
-    return snapshot_from(as_int(meta.get("_last-serial")), as_str(meta.get("api-version")), pairs)
+    snap = snapshot_from(as_int(meta.get("_last-serial")), as_str(meta.get("api-version")), pairs)
+    return RootSnapshot(snap.serial, snap.api_version, snap.entries, body_digest(body))
 
 
 def _fast_root(body: bytes) -> RootSnapshot | None:
@@ -114,13 +126,28 @@ def _fast_root(body: bytes) -> RootSnapshot | None:
     frame = load_json(body[:start] + body[end:])  # proves the body is whole: a cut-off root fails here
     if not isinstance(frame, dict) or frame.get("projects") != []:
         return None
-    entries = body[start + 1 : end - 1].split(_SEPARATOR) if end > start else []
+    entries = _split_entries(body, start, end) if end > start else []
     # Every entry must be one object of the expected shape: the counts of its two keys must match.
     if body.count(b'"_last-serial":', start, end) != len(entries) or body.count(b'"name":', start, end) != len(entries):
         return None
     meta = frame.get("meta")
     meta = meta if isinstance(meta, dict) else {}
-    return RootSnapshot(as_int(meta.get("_last-serial")), as_str(meta.get("api-version")), frozenset(entries))
+    return RootSnapshot(
+        as_int(meta.get("_last-serial")), as_str(meta.get("api-version")), frozenset(entries), body_digest(body)
+    )
+
+
+def _split_entries(body: bytes, start: int, end: int) -> list[bytes]:
+    """``body[start + 1 : end - 1].split(_SEPARATOR)`` without that slice: on a 40 MB root the copy alone was
+    40 MB of peak memory. The whole body is split, and only its first and last pieces are trimmed (the objects
+    before and after the array hold no ``},{``: the frame was checked to be ``projects: []`` otherwise, and
+    ``meta`` holds no nested objects)."""
+    if body.find(_SEPARATOR, 0, start) >= 0 or body.find(_SEPARATOR, end) >= 0:
+        return body[start + 1 : end - 1].split(_SEPARATOR)  # an odd frame: take the simple way
+    entries = body.split(_SEPARATOR)
+    entries[0] = entries[0][start + 1 :]
+    entries[-1] = entries[-1][: len(entries[-1]) - (len(body) - end) - 1]
+    return entries
 
 
 def _last_segment(href: str) -> str:
@@ -164,4 +191,5 @@ def parse_root_html(body: bytes) -> RootSnapshot:
             name = _last_segment(href)
         names.append(name)
     m = _REPO_VERSION.search(text)
-    return snapshot_from(None, m.group(1) if m else None, ((n, None) for n in names))
+    snap = snapshot_from(None, m.group(1) if m else None, ((n, None) for n in names))
+    return RootSnapshot(snap.serial, snap.api_version, snap.entries, body_digest(body))

@@ -28,7 +28,7 @@ from ingestors.pypi import emit
 from ingestors.pypi.config import SimpleIngestConfig
 from ingestors.pypi.emit import Seen
 from ingestors.pypi.pages import SIMPLE_ACCEPT, Fetched, fetch_simple, project_url
-from ingestors.pypi.parse_root import RootSnapshot, parse_root_html, parse_root_json
+from ingestors.pypi.parse_root import RootSnapshot, body_digest, parse_root_html, parse_root_json
 from ingestors.pypi.rootdiff import RootDiff, diff_roots
 from ingestors.pypi.state import load_state, save_state
 from ingestors.pypi.tracker import StatusTracker, Verdict
@@ -107,7 +107,8 @@ class SimpleIngestor:
             header, lines = loaded
             root = header.get("root") or {}
             if root.get("present"):
-                self.root = RootSnapshot(root.get("serial"), root.get("api_version"), frozenset(lines))
+                digest = bytes.fromhex(str(root.get("digest") or ""))
+                self.root = RootSnapshot(root.get("serial"), root.get("api_version"), frozenset(lines), digest)
                 self.root_etag = root.get("etag")
             etags = dict(header.get("etags") or {})
             seen = {name: Seen.load(raw) for name, raw in (header.get("seen") or {}).items()}
@@ -144,6 +145,7 @@ class SimpleIngestor:
             logger.warning("pypi-simple: events not acknowledged, state kept for a retry: %s", safe(str(exc)))
             self.tracker.rollback()
             self.metrics.polls.labels(SOURCE, "publish-failed").inc()
+            self.metrics.source_failed(SOURCE)
             return report
         except BaseException:
             self.tracker.rollback()  # a bug or an interrupt: never keep half a pass
@@ -160,7 +162,9 @@ class SimpleIngestor:
         self.metrics.polls.labels(SOURCE, "ok" if report.ok else report.root).inc()
         self.metrics.poll_duration.labels(SOURCE).observe(time.monotonic() - started)
         if report.ok:
-            self.metrics.last_success.labels(SOURCE).set(time.time())
+            self.metrics.source_succeeded(SOURCE)
+        else:
+            self.metrics.source_failed(SOURCE)
         return report
 
     def save(self) -> None:
@@ -175,6 +179,7 @@ class SimpleIngestor:
                 "serial": root.serial if root else None,
                 "api_version": root.api_version if root else None,
                 "etag": self.root_etag,
+                "digest": root.digest.hex() if root else "",
             },
             "etags": self.tracker.etags.dump(),
             "seen": self.tracker.dump(),
@@ -193,6 +198,8 @@ class SimpleIngestor:
             return _Root("unchanged")
         if result.status != 200:
             return self._root_failed("http-status", f"GET {url}: HTTP {result.status}", result.body)
+        if self.root is not None and self.root.digest and body_digest(result.body) == self.root.digest:
+            return _Root("unchanged")  # the same bytes as the last believed root (no ETag needed): skip the parse
         try:
             if result.content_type in SIMPLE_JSON_TYPES:
                 snapshot = parse_root_json(result.body)
@@ -204,7 +211,7 @@ class SimpleIngestor:
             return self._root_failed(exc.reason, f"{url}: {exc}", result.body)
         header_serial = result.header_int("X-PyPI-Last-Serial")
         if header_serial is not None and snapshot.serial is None:
-            snapshot = RootSnapshot(header_serial, snapshot.api_version, snapshot.entries)
+            snapshot = RootSnapshot(header_serial, snapshot.api_version, snapshot.entries, snapshot.digest)
         previous = self.root
         if previous is None:
             return _Root("baseline", snapshot, result.etag)
