@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import rpc
+from .files import FileStore
 from .index import list_packages_xml, root_response
 from .jsonapi import json_project, json_release
 from .model import ProjectState
 from .registry import Registry
-from .render import TEXT_PLAIN, Response, moved, not_found_text, select_content_type
+from .render import TEXT_PLAIN, Digests, Response, digests, moved, not_found_text, select_content_type
 from .simple import simple_detail
 from .synthetic import JournalRow
 
@@ -48,8 +49,11 @@ class Application:
         clock: Callable[[], float],
         xmlrpc_rate_limit: int | None,
         changelog_page_size: int,
+        files: FileStore | None = None,
     ) -> None:
         self._registry = registry
+        self.files = files
+        self._facts: Callable[[str], Digests] = files.digests if files is not None else digests
         self._lock = lock
         self._render_lock = threading.Lock()
         self._root_cache: OrderedDict[tuple[int, str], Response] = OrderedDict()
@@ -78,6 +82,10 @@ class Application:
             return self._simple(path.removeprefix("/simple/"), request.accept, stale)
         if path.startswith("/pypi/"):
             return self._json(path.removeprefix("/pypi/").split("/"), stale)
+        if path.startswith("/packages/") and self.files is not None:
+            content = self.files.read(path)
+            if content is not None:
+                return Response(200, (("Content-Type", "application/octet-stream"),), content)
         return not_found_text()
 
     def _project(self, name: str, stale: bool) -> ProjectState | None:
@@ -95,13 +103,13 @@ class Application:
             return not_found_text()
         if name != project.normalized:
             return moved(f"/simple/{project.normalized}/")
-        return simple_detail(project, select_content_type(accept))
+        return simple_detail(project, select_content_type(accept), self._facts)
 
     def _json(self, parts: list[str], stale: bool) -> Response:
         if len(parts) == 2 and parts[1] == "json" and parts[0]:
-            return json_project(self._project(parts[0], stale), parts[0])
+            return json_project(self._project(parts[0], stale), parts[0], self._facts)
         if len(parts) == 3 and parts[2] == "json" and parts[0] and parts[1]:
-            return json_release(self._project(parts[0], stale), parts[0], parts[1])
+            return json_release(self._project(parts[0], stale), parts[0], parts[1], self._facts)
         return not_found_text()
 
     def root(self, content_type: str, *, stale: bool = False) -> Response:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .app import Application, Request
 from .faults import Fault, FaultQueue
+from .files import FileStore
 from .journal import Journal
 from .model import ProjectState
 from .registry import Registry
@@ -42,12 +43,14 @@ class FakePyPI:
         changelog_page_size: int = CHANGELOG_PAGE_SIZE,
         host: str = "127.0.0.1",
         request_log_limit: int = REQUEST_LOG_LIMIT,
+        serve_files: bool = False,
     ) -> None:
         """``clock`` returns unix seconds (journal timestamps, upload times, rate-limit window).
 
         ``xmlrpc_rate_limit`` is calls per hour per client (``None``: unlimited); ``changelog_page_size``
         caps ``changelog_since_serial`` (Warehouse: 50 000); ``request_log_limit`` is how many of the most recent
-        requests ``requests`` keeps.
+        requests ``requests`` keeps; ``serve_files`` serves real, hash-consistent distribution files at
+        ``/packages/...`` (for mirroring tools and pip; see ``files.py``).
         """
         if changelog_page_size < 1:
             raise ValueError("changelog_page_size must be >= 1")
@@ -56,7 +59,10 @@ class FakePyPI:
         self._clock: Callable[[], float] = clock or time.time
         self._lock = threading.RLock()
         self._registry = Registry(start_serial, self._clock)
-        self._app = Application(self._registry, self._lock, self._clock, xmlrpc_rate_limit, changelog_page_size)
+        self._files = FileStore() if serve_files else None
+        self._app = Application(
+            self._registry, self._lock, self._clock, xmlrpc_rate_limit, changelog_page_size, self._files
+        )
         self._faults = FaultQueue()
         self._requests: deque[tuple[str, str, int]] = deque(maxlen=request_log_limit)
         self._requests_lock = threading.Lock()
@@ -230,6 +236,8 @@ class FakePyPI:
             daemon=True,
         )
         self._thread.start()
+        if self._files is not None:
+            self._files.base_url = self.base_url
         return self.base_url
 
     def stop(self) -> None:

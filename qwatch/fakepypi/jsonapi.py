@@ -7,10 +7,13 @@ or no releases at all), and a poller must learn to disambiguate via the Simple A
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .model import ProjectState, ReleaseState
 from .render import (
     APPLICATION_JSON,
     JSON_API_CACHE,
+    Digests,
     Response,
     digests,
     dumps,
@@ -40,10 +43,10 @@ def latest_release(project: ProjectState) -> ReleaseState | None:
     return max(releases, key=lambda r: (not r.yanked, not is_prerelease(r.version), version_key(r.version)))
 
 
-def _file_entries(release: ReleaseState) -> list[dict[str, object]]:
+def _file_entries(release: ReleaseState, facts_of: Callable[[str], Digests] = digests) -> list[dict[str, object]]:
     entries: list[dict[str, object]] = []
     for file in sorted(release.files, key=lambda f: f.filename):
-        facts = digests(file.filename)
+        facts = facts_of(file.filename)
         packagetype, python_version = dist_kind(file.filename)
         entries.append(
             {
@@ -104,21 +107,29 @@ def _info(project: ProjectState, release: ReleaseState) -> dict[str, object]:
     }
 
 
-def json_data(project: ProjectState, release: ReleaseState, *, all_releases: bool) -> dict[str, object]:
+def json_data(
+    project: ProjectState,
+    release: ReleaseState,
+    *,
+    all_releases: bool,
+    facts_of: Callable[[str], Digests] = digests,
+) -> dict[str, object]:
     """The body ``_json_data`` builds; ``releases`` (with empty lists kept) only on the project URL."""
     data: dict[str, object] = {
         "info": _info(project, release),
         "last_serial": project.last_serial,
         "ownership": {"organization": None, "roles": [{"role": "Owner", "user": OWNER}]},
-        "urls": _file_entries(release),
+        "urls": _file_entries(release, facts_of),
         "vulnerabilities": [],
     }
     if all_releases:
-        data["releases"] = {r.version: _file_entries(r) for r in visible_releases(project)}
+        data["releases"] = {r.version: _file_entries(r, facts_of) for r in visible_releases(project)}
     return data
 
 
-def json_project(project: ProjectState | None, requested: str) -> Response:
+def json_project(
+    project: ProjectState | None, requested: str, facts_of: Callable[[str], Digests] = digests
+) -> Response:
     """``GET /pypi/<requested>/json``: redirect to the display name, 404 when nothing is visible."""
     if project is None or project.quarantined:  # the factory filters quarantine before any redirect
         return not_found_json()
@@ -127,11 +138,13 @@ def json_project(project: ProjectState | None, requested: str) -> Response:
     release = latest_release(project)
     if release is None:
         return not_found_json()
-    body = dumps(json_data(project, release, all_releases=True))
+    body = dumps(json_data(project, release, all_releases=True, facts_of=facts_of))
     return ok(body, APPLICATION_JSON, project.last_serial, JSON_API_CACHE, vary=False)
 
 
-def json_release(project: ProjectState | None, requested: str, version: str) -> Response:
+def json_release(
+    project: ProjectState | None, requested: str, version: str, facts_of: Callable[[str], Digests] = digests
+) -> Response:
     """``GET /pypi/<requested>/<version>/json``: no ``releases`` key; hidden releases 404."""
     if project is None:
         return not_found_json()
@@ -140,5 +153,5 @@ def json_release(project: ProjectState | None, requested: str, version: str) -> 
         return not_found_json()
     if requested != project.name:
         return moved(f"/pypi/{project.name}/{version}/json")
-    body = dumps(json_data(project, release, all_releases=False))
+    body = dumps(json_data(project, release, all_releases=False, facts_of=facts_of))
     return ok(body, APPLICATION_JSON, project.last_serial, JSON_API_CACHE, vary=False)

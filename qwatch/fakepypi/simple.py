@@ -7,11 +7,14 @@ output with ``trim_blocks``/``lstrip_blocks`` as frozen by ``test_pep833_simple_
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .model import FileState, ProjectState, ReleaseState
 from .render import (
     API_VERSION,
     SIMPLE_CACHE,
     SIMPLE_JSON,
+    Digests,
     Response,
     digests,
     dumps,
@@ -44,13 +47,13 @@ def visible_files(project: ProjectState) -> list[tuple[ReleaseState, FileState]]
     return pairs
 
 
-def detail_context(project: ProjectState) -> dict[str, object]:
+def detail_context(project: ProjectState, facts_of: Callable[[str], Digests] = digests) -> dict[str, object]:
     """The dict ``_simple_detail`` returns; ``versions`` come only from visible files."""
     pairs = visible_files(project)
     versions = sorted({r.version for r, _ in pairs}, key=version_key)
     files: list[dict[str, object]] = []
     for release, file in pairs:
-        facts = digests(file.filename)
+        facts = facts_of(file.filename)
         metadata: object = {"sha256": facts.metadata_sha256} if facts.metadata_sha256 else False
         files.append(
             {
@@ -75,8 +78,8 @@ def detail_context(project: ProjectState) -> dict[str, object]:
     }
 
 
-def _html_link(file: dict[str, object]) -> str:
-    facts = digests(str(file["filename"]))
+def _html_link(file: dict[str, object], facts_of: Callable[[str], Digests]) -> str:
+    facts = facts_of(str(file["filename"]))
     attrs = ""
     if file["requires-python"]:
         attrs += f'data-requires-python="{escape(str(file["requires-python"]))}" '
@@ -90,21 +93,23 @@ def _html_link(file: dict[str, object]) -> str:
     return f'<a href="{href}" {attrs}>{escape(str(file["filename"]))}</a><br />\n'
 
 
-def render_detail_html(context: dict[str, object], status: str, serial: int) -> bytes:
+def render_detail_html(
+    context: dict[str, object], status: str, serial: int, facts_of: Callable[[str], Digests] = digests
+) -> bytes:
     """Render the frozen PEP 833 HTML page from a detail context."""
     name = escape(str(context["name"]))
     head = _HTML_HEAD.format(api=API_VERSION, status=escape(status), name=name)
     files = context["files"]
     assert isinstance(files, list)  # noqa: S101 - built by detail_context
-    links = "".join(_html_link(f) for f in files)
+    links = "".join(_html_link(f, facts_of) for f in files)
     return (head + links + _HTML_TAIL.format(serial=serial)).encode("utf-8")
 
 
-def simple_detail(project: ProjectState, content_type: str) -> Response:
+def simple_detail(project: ProjectState, content_type: str, facts_of: Callable[[str], Digests] = digests) -> Response:
     """The full 200 response for one project in the negotiated representation."""
-    context = detail_context(project)
+    context = detail_context(project, facts_of)
     if content_type == SIMPLE_JSON:
         body = dumps(context)
     else:
-        body = render_detail_html(context, project.status, project.last_serial)
+        body = render_detail_html(context, project.status, project.last_serial, facts_of)
     return ok(body, content_type, project.last_serial, SIMPLE_CACHE, vary=True)
