@@ -48,7 +48,7 @@ from qwatch import ids
 from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
 from qwatch.kafka_io import TransactionalAppender, make_consumer, make_producer
-from qwatch.metrics import Metrics
+from qwatch.metrics import Heartbeat, Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import Delivery
 from qwatch.topics import DEADLETTER, OBSERVATIONS, STATE, TRANSITIONS, WATCH, key_of
@@ -105,6 +105,7 @@ class ProcessorService:
         metrics: Metrics,
         clock: Callable[[], int] = ids.now_ms,
         stop: StopFlag | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._cfg = cfg
         self._kafka = kafka
@@ -112,6 +113,7 @@ class ProcessorService:
         self._metrics = metrics
         self._clock = clock
         self._stop = stop or StopFlag()
+        self._heartbeat = heartbeat if heartbeat is not None else Heartbeat("processor loop", float("inf"))
         self._listener = _Revocations()
         self._parts: dict[int, Partition] = {}
         self._last_flush = time.monotonic()
@@ -194,8 +196,10 @@ class ProcessorService:
                 if rewind:
                     self._recover()
                     rewind = False
+                self._heartbeat.beat(idle=self._cfg.poll_timeout_s)
                 polled = consumer.poll(timeout_ms=int(self._cfg.poll_timeout_s * 1000))
                 self._sync_assignment()
+                self._heartbeat.ready()  # in the group, state restored: consuming
                 records = {tp: recs for tp, recs in polled.items() if tp.partition in self._parts}
                 if records:
                     caught_up = once and self._caught_up()  # ask now rather than wait out an empty poll at the end
@@ -219,6 +223,8 @@ class ProcessorService:
                 # The in-memory state may run ahead of what committed (processors.inflight): drop it now, so that
                 # not even a stop during the back-off can checkpoint it (_final_flush); _recover rebuilds it.
                 self._parts.clear()
+                self._heartbeat.ready(False, f"batch failed, retrying: {type(exc).__name__}")
+                self._heartbeat.beat(idle=backoff)
                 if self._stop.wait(backoff):
                     break
                 backoff = min(MAX_BACKOFF_S, backoff * 2)

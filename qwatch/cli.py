@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "subscribers.gate_cli",
     "subscribers.inventory_cli",
     "subscribers.alerts_cli",
+    "subscribers.serve.cli",
+    "subscribers.mirror.cli",
 )
 """Modules whose ``register`` adds a subcommand; order is the order ``--help`` lists them."""
 

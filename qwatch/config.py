@@ -164,6 +164,21 @@ class KafkaConfig:
         if self.security_protocol.startswith("SASL"):
             require(bool(self.sasl_mechanism), "KAFKA_", "sasl_mechanism", "required with SASL")
             require(bool(self.sasl_username), "KAFKA_", "sasl_username", "required with SASL")
+        else:
+            # SASL settings under PLAINTEXT or SSL would be silently ignored by the client, which then connects
+            # unauthenticated: refuse, naming the first variable that is set, and say what to change.
+            for name, value in (
+                ("sasl_mechanism", self.sasl_mechanism),
+                ("sasl_username", self.sasl_username),
+                ("sasl_password", self.sasl_password),
+            ):
+                require(
+                    not value,
+                    "KAFKA_",
+                    name,
+                    f"is set but QWATCH_KAFKA_SECURITY_PROTOCOL is {self.security_protocol}, so it would be ignored "
+                    "and the connection left unauthenticated; use SASL_SSL (or SASL_PLAINTEXT), or unset it",
+                )
 
     def client_kwargs(self) -> dict[str, Any]:
         """kafka-python keyword arguments shared by producers, consumers and admin clients."""

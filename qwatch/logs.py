@@ -9,6 +9,8 @@ import json
 import logging
 import re
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 PACKAGES = ("qwatch", "ingestors", "processors", "subscribers")
@@ -79,3 +81,53 @@ def configure(level: str = "INFO", json_logs: bool = False) -> None:
     # even if the root logger is turned up around us.
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def stamp(epoch: float | None = None) -> str:
+    """The one time format of ``qwatch up``'s screen: RFC 3339 UTC to the second (``2026-11-25T05:14:48Z``), the
+    same spelling as the transition lines, so every line on screen sorts and reads alike."""
+    import time
+    from datetime import UTC, datetime
+
+    when = time.time() if epoch is None else epoch
+    return datetime.fromtimestamp(when, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_SCREEN = threading.Lock()
+
+
+def show(line: str) -> None:
+    """Write one whole line to stdout: threads (the demo's webhook receiver, the main loop) never splice lines."""
+    with _SCREEN:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def screen_line(tag: str, text: str) -> str:
+    """``<stamp> <TAG> <text>``, escaped: one line of ``qwatch up``'s screen."""
+    return escape(f"{stamp()} {tag:<19} {text}")
+
+
+class ScreenFormatter(logging.Formatter):
+    """Log records on ``qwatch up``'s screen, in the screen's format (``<stamp> WARNING <message>``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape(f"{stamp(record.created)} {record.levelname:<19} {record.getMessage()}")
+
+
+def configure_up(log_file: Path, screen: Any = None, screen_level: str = "WARNING") -> None:
+    """``qwatch up``: every log record goes to ``log_file`` in full; warnings and errors also reach the screen, in
+    the screen's time format. Kafka's client chatter goes to the file only."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    to_screen = logging.StreamHandler(screen if screen is not None else sys.stdout)
+    to_screen.setFormatter(ScreenFormatter())
+    to_screen.setLevel(screen_level)
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [to_file, to_screen]
+        logger.propagate = False
+    kafka = logging.getLogger("kafka")
+    kafka.handlers[:] = [to_file]
+    kafka.propagate = False

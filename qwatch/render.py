@@ -11,10 +11,58 @@ from qwatch.ids import iso_ms
 from qwatch.logs import escape, safe
 
 
+def human_duration(seconds: float) -> str:
+    """A duration the way a person says it: ``0.8 s``, ``42 s``, ``3 min``, ``4 h 41 min``, ``183 d 4 h``.
+
+    Two units at most (the second only when it is not zero); a negative duration (clock skew between upstream
+    and us) keeps its sign, so it stays visible instead of looking like a fast detection."""
+    sign, s = ("-", -seconds) if seconds < 0 else ("", seconds)
+    if s < 10:
+        return f"{sign}{s:.1f} s"
+    if s < 60:
+        return f"{sign}{s:.0f} s"
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    whole = int(s)
+    for i, (name, size) in enumerate(units):
+        if whole >= size:
+            first, rest = divmod(whole, size)
+            minor_name, minor_size = units[i + 1]
+            minor = rest // minor_size
+            return f"{sign}{first} {name}" + (f" {minor} {minor_name}" if minor and name != "min" else "")
+    return f"{sign}{whole} s"  # pragma: no cover - s >= 60 always matches a unit
+
+
 def _latency(upstream: int | None, detected: int) -> str:
     if upstream is None:
         return ""
-    return f" latency={(detected - upstream) / 1000:.1f}s"
+    return f" latency {human_duration((detected - upstream) / 1000)}"
+
+
+SEVERITY_COLOURS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "medium": "\x1b[33m", "low": "\x1b[36m"}
+"""ANSI SGR per severity (bold red, red, yellow, cyan); only ever applied to our own fixed severity words."""
+WARNING_COLOUR = "\x1b[1;33m"
+RESET = "\x1b[0m"
+
+
+def colour_enabled(stream: object, env: dict[str, str] | None = None) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set to anything (https://no-color.org)."""
+    import os
+
+    env = dict(os.environ) if env is None else env
+    isatty = getattr(stream, "isatty", None)
+    return "NO_COLOR" not in env and env.get("TERM") != "dumb" and callable(isatty) and bool(isatty())
+
+
+def paint(line: str, severity: str, enabled: bool) -> str:
+    """Colour the severity word of an already-escaped line (the first occurrence, padded column included)."""
+    colour = SEVERITY_COLOURS.get(severity)
+    if not enabled or colour is None:
+        return line
+    word = f" {severity} "
+    at = line.find(word)
+    if at < 0:
+        return line
+    return f"{line[: at + 1]}{colour}{severity}{RESET}{line[at + 1 + len(severity) :]}"
 
 
 def render(event: object) -> str:

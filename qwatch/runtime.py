@@ -21,7 +21,7 @@ from qwatch.broker import LocalBroker, default_cache_dir
 from qwatch.codec import Codec
 from qwatch.config import ConfigError, KafkaConfig
 from qwatch.cursors import CursorStore, FileCursorStore, KafkaCursorStore
-from qwatch.metrics import Metrics
+from qwatch.metrics import Health, Heartbeat, Metrics
 from qwatch.sinks import JsonlSink, JsonlSource, Sink, Source, parse_endpoint
 
 
@@ -67,6 +67,12 @@ def add_common(parser: argparse.ArgumentParser, sink: bool = True, source: bool 
             metavar="kafka|jsonl:PATH",
             help="where events go (default: kafka; jsonl:- writes stdout)",
         )
+        parser.add_argument(
+            "--append",
+            action="store_true",
+            help="add to a --sink jsonl:PATH file that already holds events (otherwise refused: a rerun would "
+            "double them)",
+        )
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -93,9 +99,17 @@ class CommonConfig:
     metrics_port: int = field(default=0, metadata={"help": "port for Prometheus /metrics; 0 = off"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     json_logs: bool = field(default=False, metadata={"help": "log one JSON object per line"})
+    health_max_silence: float = field(
+        default=600.0,
+        metadata={
+            "help": "seconds a service loop may go without progress (beyond a sleep it announced) before "
+            "/healthz fails and the liveness probe restarts it"
+        },
+    )
 
     def __post_init__(self) -> None:
         cfgmod.require(0 <= self.metrics_port < 65536, "", "metrics_port", "expected a port number 0-65535")
+        cfgmod.require(1 <= self.health_max_silence <= 86400, "", "health_max_silence", "expected 1-86400 seconds")
         cfgmod.require(
             self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "",
@@ -113,7 +127,12 @@ class Runtime:
     common: CommonConfig
     codec: Codec
     metrics: Metrics
+    health: Health = field(default_factory=Health)
     _kafka: KafkaConfig | None = None
+
+    def heartbeat(self, name: str) -> Heartbeat:
+        """A heartbeat for one service loop, checked by ``/healthz`` and ``/readyz`` on the metrics port."""
+        return self.health.heartbeat(name)
 
     @property
     def kafka(self) -> KafkaConfig:
@@ -126,7 +145,7 @@ class Runtime:
         """``--sink`` as a Sink."""
         kind, path = parse_endpoint(spec or self.args.sink, "--sink")
         if kind == "jsonl":
-            return JsonlSink(path, self.codec)
+            return JsonlSink(path, self.codec, append=bool(getattr(self.args, "append", False)))
         from qwatch.kafka_io import KafkaSink, make_producer
 
         return KafkaSink(make_producer(self.kafka, **producer_overrides), self.codec)
@@ -175,8 +194,9 @@ def build_runtime(args: argparse.Namespace, env: Mapping[str, str] | None = None
     # ``qwatch ingest <source>`` names its source; other commands are their own source (processor, alerts, ...).
     command = str(getattr(args, "command", "qwatch"))
     metrics.declare(getattr(args, "ingestor", None) or {"process": "processor"}.get(command, command))
-    metrics.serve(common.metrics_port)
-    return Runtime(args, env, common, Codec(), metrics)
+    health = Health(common.health_max_silence)
+    metrics.serve(common.metrics_port, health=health)
+    return Runtime(args, env, common, Codec(), metrics, health)
 
 
 class StopFlag:

@@ -93,12 +93,28 @@ _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 escaped, an upstream name holding one cannot split an event in two for a reader that splits that way."""
 
 
+class SinkExistsError(ValueError):
+    """A JSONL sink file already holds events and ``--append`` was not given."""
+
+
 class JsonlSink:
     """Writes one JSON object per line; a file sink fsyncs on flush so a cursor never outruns the data."""
 
-    def __init__(self, path: str, codec: Codec) -> None:
+    def __init__(self, path: str, codec: Codec, append: bool = False) -> None:
+        """Open ``path`` (``-`` is stdout). A regular file that already holds data is refused unless ``append``:
+        a rerun that silently appended would double every event in it."""
         self._codec = codec
         self._stdout = path == "-"
+        if not self._stdout and not append:
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                info = None
+            if info is not None and stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                raise SinkExistsError(
+                    f"{path} already holds {info.st_size} bytes of events; writing again would double them: pass "
+                    "--append to add to it, or choose a new file"
+                )
         self._fh: IO[str] = sys.stdout if self._stdout else open(path, "a", encoding="utf-8")  # noqa: SIM115
         # Only a regular file can be fsynced: a FIFO or device (/dev/stdout, /dev/full) answers EINVAL, which
         # would fail every flush (and, from close(), mask the real error, such as ENOSPC).

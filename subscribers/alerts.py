@@ -6,7 +6,13 @@ The adapter in ``alerts_cli`` feeds it records; this class decides what to emit 
   were emitted before, because an uncommitted transition means the last delivery may not have happened;
 - a new or changed inventory is checked retroactively against current state, and only newly emitted alerts
   from that check are delivered (so a restart does not re-page anyone).
-Alerts are flushed to the sink before any webhook POST, so a receiver never hears of an alert the topic lacks.
+Live alerts are flushed to the sink before any webhook POST, so a receiver never hears of a live alert the topic
+lacks. Retroactive alerts are delivered *before* they are flushed: nothing else records that they are owed, so an
+alert on the topic must mean "delivered" (a crash in between re-derives and re-delivers it at the next start,
+and receivers deduplicate on the id).
+Delivery never drops an alert: the webhook is retried for as long as the receiver is down, and a stop request
+in the meantime raises :class:`DeliveryInterrupted`, so the caller does not commit its input. A receiver that
+refuses an alert (4xx) parks it as a DeadLetter for ``qwatch alerts redeliver``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ def report_scopes(records: Iterable[events.PackageStateRecord]) -> dict[str, Rep
     }
 
 
+class DeliveryInterrupted(Exception):
+    """Asked to stop while a webhook was still undelivered: the input behind it must stay uncommitted."""
+
+
 class AlertService:
     """Holds inventories, current state and emitted ids; every input method returns after a durable flush."""
 
@@ -44,11 +54,13 @@ class AlertService:
         metrics: Metrics,
         webhook: WebhookSender | None = None,
         clock: Callable[[], int] = now_ms,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self._sink = sink
         self._metrics = metrics
         self._webhook = webhook
         self._clock = clock
+        self._stopped = stopped
         self.inventories: dict[str, InventoryRecord] = {}
         self.state = CurrentState()
         self.scopes: dict[str, ReportFact] = {}
@@ -121,6 +133,8 @@ class AlertService:
     def _publish(self, alerts: list[Alert], deliver_all: bool) -> list[Alert]:
         unique = list({a.event_id: a for a in alerts}.values())
         new = [a for a in unique if a.event_id not in self.emitted]
+        if not deliver_all:
+            self._deliver(new)  # retroactive: delivered first, see the module docstring
         for alert in new:
             self._sink.emit(alert)
         self._sink.flush(30)  # raises PublishError: the caller must not commit its input
@@ -128,16 +142,25 @@ class AlertService:
             self.emitted.add(alert.event_id)
             self._metrics.alerts.labels(alert.severity).inc()
             logger.info("alert %s: %s", alert.event_id, alert.summary)
-        self._deliver(unique if deliver_all else new)
+        if deliver_all:
+            self._deliver(unique)
         return new
 
     def _deliver(self, alerts: list[Alert]) -> None:
+        """Deliver in order, each until accepted or refused; refusals are parked as dead letters."""
         if self._webhook is None or not alerts:
             return
-        dead = [o.deadletter for a in alerts if (o := self._webhook.deliver(a)).deadletter is not None]
-        for letter in dead:
-            if letter is not None:
+        dead: list[events.DeadLetter] = []
+        try:
+            for alert in alerts:
+                outcome = self._webhook.deliver_until(alert, self._stopped)
+                if outcome.status == "interrupted":
+                    raise DeliveryInterrupted(f"stopped before alert {alert.event_id} was delivered")
+                if outcome.deadletter is not None:
+                    dead.append(outcome.deadletter)
+        finally:
+            for letter in dead:
                 self._sink.emit(letter)
                 self._metrics.deadletters.labels("webhook", "delivery").inc()
-        if dead:
-            self._sink.flush(30)
+            if dead:
+                self._sink.flush(30)

@@ -13,8 +13,11 @@ and a transition published while the group was still joining is matched live, no
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +26,17 @@ from kafka import KafkaConsumer, TopicPartition
 
 from qwatch import config as cfgmod
 from qwatch import events
-from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
+from qwatch.logs import safe
+from qwatch.runtime import Runtime, StopFlag, UsageError, add_common, build_runtime
 from qwatch.sinks import Delivery, PublishError
-from qwatch.topics import ALERTS, INVENTORY, STATE, TRANSITIONS
+from qwatch.topics import ALERTS, DEADLETTER, INVENTORY, STATE, TRANSITIONS
+from qwatch.upstate import fill_bootstrap
 from subscribers import routes as _routes  # noqa: F401 - registers the Alert and InventoryRecord topics
-from subscribers.alerts import AlertService
+from subscribers.alerts import AlertService, DeliveryInterrupted
 from subscribers.inventory_cli import open_sink
 from subscribers.matching import SEVERITIES
 from subscribers.records import Alert, InventoryRecord
-from subscribers.webhook import FORMATS, WebhookConfig, WebhookSender, make_client
+from subscribers.webhook import FORMATS, WebhookConfig, WebhookSender, make_client, redact_url
 
 logger = logging.getLogger(__name__)
 _P = "ALERTS_"
@@ -64,6 +69,15 @@ def register(sub: Any) -> None:
         "CloudEvent (or Slack message). A newly registered inventory is checked against current state at once. "
         "The webhook secret comes from QWATCH_WEBHOOK_SECRET only.",
     )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "redeliver"),
+        default="serve",
+        help="serve (default): follow transitions; redeliver: POST the parked (dead-lettered) webhook alerts again",
+    )
+    p.add_argument("--id", dest="alert_ids", action="append", default=[], help="redeliver: only this alert id")
+    p.add_argument("--dry-run", action="store_true", help="redeliver: list what would be sent, send nothing")
     p.add_argument("--group", default=None, help="consumer group (default qwatch-alerts)")
     p.add_argument("--once", action="store_true", help="exit once caught up (for cron and tests)")
     p.add_argument("--webhook-url", default=None, help="POST alerts here (env QWATCH_WEBHOOK_URL)")
@@ -74,8 +88,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start, then serve until stopped (or caught up with --once)."""
+    """Start, then serve until stopped (or caught up with --once); or replay parked webhook alerts."""
     env = os.environ
+    fill_bootstrap(args, env)
     rt = build_runtime(args, env)
     cfg = cfgmod.load(AlertsConfig, env, _P, {"group": args.group})
     wcfg = cfgmod.load(
@@ -88,18 +103,110 @@ def run(args: argparse.Namespace) -> int:
             "min_severity": args.min_severity,
         },
     )
+    if args.action == "redeliver":
+        return redeliver(rt, wcfg, set(args.alert_ids), args.dry_run)
+    unsigned = unsigned_warning(wcfg)
+    if unsigned:
+        logger.warning("%s", unsigned)
+    stop = StopFlag().install()
+    keepalive = _Keepalive(stop)
     client = make_client() if wcfg.url else None
-    webhook = WebhookSender(client, wcfg, rt.metrics) if client is not None else None
+    webhook = WebhookSender(client, wcfg, rt.metrics, sleep=keepalive.sleep) if client is not None else None
     sink = open_sink(rt)
     try:
-        return _serve(rt, cfg, AlertService(sink, rt.metrics, webhook), args.once, StopFlag().install())
+        service = AlertService(sink, rt.metrics, webhook, stopped=lambda: stop.is_set)
+        return _serve(rt, cfg, service, args.once, stop, keepalive)
+    except DeliveryInterrupted as exc:
+        logger.warning("alerts: %s; its input stays uncommitted and it is delivered after the restart", exc)
+        return 0
     finally:
         sink.close()
         if client is not None:
             client.close()
 
 
-def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, stop: StopFlag) -> int:
+def unsigned_warning(wcfg: WebhookConfig) -> str | None:
+    """The start-up warning for a webhook without a secret (None when signed, or when there is no webhook)."""
+    if not wcfg.url or wcfg.secret:
+        return None
+    return (
+        f"webhook: QWATCH_WEBHOOK_SECRET is not set, so alerts to {redact_url(wcfg.url)} go out UNSIGNED and a "
+        "receiver cannot tell them from forgeries; set it and verify X-Qwatch-Signature (README, 'Webhooks')"
+    )
+
+
+class _Keepalive:
+    """The webhook's sleep between retries: wakes on a stop request, and keeps the transitions consumer in its group
+    while a long outage holds a batch (a paused poll returns nothing and counts as progress for Kafka)."""
+
+    def __init__(self, stop: StopFlag) -> None:
+        self._stop = stop
+        self.consumer: KafkaConsumer | None = None
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stop.wait(min(left, 1.0)):
+                return
+            consumer = self.consumer
+            if consumer is not None and consumer.assignment():
+                held = list(consumer.assignment())
+                consumer.pause(*held)
+                try:
+                    consumer.poll(timeout_ms=0)
+                finally:
+                    consumer.resume(*held)
+
+
+def redeliver(rt: Runtime, wcfg: WebhookConfig, only: set[str], dry_run: bool) -> int:
+    """POST every parked webhook alert (DeadLetters of source ``webhook``, reason ``delivery``) again, newest copy
+    per alert id, re-signed with a fresh timestamp; exit 1 if any is still not accepted. Receivers deduplicate on
+    the id, so replaying one that was in fact received is harmless."""
+    from qwatch.kafka_io import read_topic
+
+    if not wcfg.url and not dry_run:
+        raise UsageError("redeliver needs a receiver: pass --webhook-url URL (or set QWATCH_WEBHOOK_URL)")
+    parked: dict[str, events.DeadLetter] = {}
+    for d in read_topic(rt.kafka, rt.codec, DEADLETTER, timeout=60):
+        letter = d.event
+        if isinstance(letter, events.DeadLetter) and letter.source == "webhook" and letter.reason == "delivery":
+            alert_id = parked_alert_id(letter)
+            if alert_id and (not only or alert_id in only):
+                parked.pop(alert_id, None)
+                parked[alert_id] = letter
+    print(f"{len(parked)} parked webhook alert(s)", flush=True)
+    if dry_run or not parked:
+        for alert_id, letter in parked.items():
+            print(f"  {alert_id} {safe(letter.package)}: {safe(letter.error, 200)}")
+        return 0
+    failed = 0
+    with make_client() as client:
+        sender = WebhookSender(client, wcfg, rt.metrics)
+        for alert_id, letter in parked.items():
+            outcome = sender.deliver_body((letter.payload or "").encode(), alert_id)
+            print(f"  {alert_id} {safe(letter.package)}: {outcome.status} after {outcome.attempts} attempt(s)")
+            failed += outcome.status != "delivered"
+    return 1 if failed else 0
+
+
+def parked_alert_id(letter: events.DeadLetter) -> str | None:
+    """The alert id inside a parked webhook body (CloudEvents ``id``; Slack bodies carry it in their context)."""
+    try:
+        body = json.loads(letter.payload or "")
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("id"), str):
+        return str(body["id"])
+    found = _ALERT_ID.search(letter.payload or "")
+    return found.group(1) if found else None
+
+
+_ALERT_ID = re.compile(r"alert `([0-9a-f]{16,64})`")
+
+
+def _serve(
+    rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, stop: StopFlag, keepalive: _Keepalive
+) -> int:
     from qwatch.kafka_io import KafkaSource, make_consumer, read_topic_to_end
 
     kafka, codec = rt.kafka, rt.codec
@@ -130,6 +237,7 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
         follower.seek(tp, offset)
     follow = KafkaSource(follower, codec)
     source = KafkaSource(make_consumer(kafka, cfg.group, TRANSITIONS, auto_offset_reset="latest"), codec)
+    keepalive.consumer = source.consumer
     ready = False
     try:
         while not stop.is_set:

@@ -16,9 +16,11 @@ from qwatch import events, ids
 from qwatch.logs import safe
 from subscribers.facts import ReportFact, vkey
 from subscribers.records import Alert, InventoryPackage, InventoryRecord
+from subscribers.remediation import links, remediation
 
 SOURCE = "alerts"
 PYPI = "PyPI"
+JOURNAL = "pypi-journal"
 RELEASE_KINDS = frozenset({"RELEASE_QUARANTINED", "RELEASE_CLEARED", "RELEASE_REMOVED", "YANKED"})
 REPORT_KINDS = frozenset({"REPORTED", "REPORT_UPDATED", "REPORT_WITHDRAWN", "REPORT_ESCALATED"})
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -87,6 +89,9 @@ def match(
         report_id=t.report_id,
         retroactive=retroactive,
         summary=safe(summary, 600),
+        remediation=remediation(t.kind, t.package, versions[0] if versions else None),
+        links=links(t.package, t.version, t.report_id),
+        journal_serial=t.after.last_serial if any(e.source == JOURNAL for e in t.evidence) else None,
     )
 
 

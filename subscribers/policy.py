@@ -30,6 +30,7 @@ from subscribers.facts import (
     vkey,
 )
 from subscribers.lockfiles import Inventory, LockedPackage
+from subscribers.remediation import ADVICE, report_url
 from subscribers.soak import SoakPolicy, format_duration
 from subscribers.suppressions import Suppression, apply_suppressions
 
@@ -246,8 +247,7 @@ def _package_findings(
                 version,
                 "quarantined",
                 path,
-                f"{name} is quarantined on PyPI: its files are withheld and installs fail; remove or "
-                "replace the dependency until PyPI clears it",
+                f"{name} is quarantined on PyPI: its files are withheld and installs fail; {ADVICE['quarantined']}",
                 origin,
             )
         )
@@ -258,8 +258,7 @@ def _package_findings(
                 version,
                 "removed",
                 path,
-                f"{name} is not on the index (removed, or never published there); a new upload "
-                "under this name could be anyone's: remove or replace the dependency",
+                f"{name} is not on the index (removed, or never published there); {ADVICE['removed']}",
                 origin,
             )
         )
@@ -271,11 +270,10 @@ def _package_findings(
                 version,
                 "malicious",
                 path,
-                f"{name} {version or '(unpinned)'} is reported malicious ({', '.join(reports)}): treat "
-                "any environment that installed it as compromised",
+                f"{name} {version or '(unpinned)'} is reported malicious ({', '.join(reports)}): {ADVICE['malicious']}",
                 origin,
                 report_ids=reports,
-                links=tuple(f"https://osv.dev/vulnerability/{rid}" for rid in reports),
+                links=tuple(report_url(rid) for rid in reports),
             )
         )
     if facts.status not in INSTALLABLE or version is None:
@@ -289,7 +287,7 @@ def _package_findings(
                 version,
                 "version-missing",
                 path,
-                f"{name}=={version} {missing}; a fresh install of this lockfile fails: re-lock to an available version",
+                f"{name}=={version} {missing}; a fresh install of this lockfile fails: {ADVICE['version-missing']}",
                 origin,
             )
         )
@@ -318,7 +316,7 @@ def _package_findings(
                 path,
                 f"{name}=={version} was first uploaded {iso_ms(uploaded)}; new versions of this widely "
                 f"used package are held for {format_duration(window)}, until {iso_ms(until)} "
-                f"({format_duration(until - now_ms)} from now); pin the previous version or wait",
+                f"({format_duration(until - now_ms)} from now); {ADVICE['soak-hold']}",
                 origin,
                 held_until=until,
                 first_upload=uploaded,

@@ -94,6 +94,12 @@ class Alert:
     report_id: str | None
     retroactive: bool
     summary: str
+    remediation: str = ""
+    """What to do, in one sentence (the gate's wording, ``subscribers.remediation``); empty on older records."""
+    links: tuple[str, ...] = ()
+    """Where to read more: the PyPI project page, the release page, the report on osv.dev."""
+    journal_serial: int | None = None
+    """The PyPI journal serial the transition rests on, when the journal is its evidence."""
 
     def render_line(self) -> str:
         """The ``qwatch tail`` line: severity and kind first, then who is hit and how."""

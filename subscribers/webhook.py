@@ -6,9 +6,17 @@ fresh timestamp; receivers call :func:`verify_signature` (constant-time compare,
 deduplicate on the CloudEvents ``id`` (the alert's deterministic id), because delivery is at-least-once.
 
 Retries: 408/425/429/5xx, timeouts and cut connections are retried with exponential backoff and equal jitter
-(honouring ``Retry-After`` up to ``backoff_max``); other answers are final. When the attempts run out, or the
-receiver refuses the request, the alert becomes a DeadLetter (reason ``delivery``) so nothing is lost silently.
+(honouring ``Retry-After`` up to ``backoff_max``); other answers are final. The alerts service delivers with
+:meth:`WebhookSender.deliver_until`: a receiver that is down is retried for as long as it is down (every
+``backoff_max`` seconds once ``max_attempts`` have failed, with a warning each time), and the consumer does not
+commit past the alert meanwhile, so an outage delays alerts and never drops one. Only a refusal (another 4xx: a
+wrong secret, a wrong path) parks the alert as a DeadLetter (reason ``delivery``, the exact body as payload), from
+where ``qwatch alerts redeliver`` replays it once the receiver is fixed. :meth:`WebhookSender.deliver` is the
+bounded variant (dead-letters when the attempts run out), for one-shot replays.
 The URL can itself be a secret (Slack's are), so logs and dead letters only show its host and a hash.
+
+The payload (CloudEvents ``data``, see README "Webhooks") carries RFC 3339 times, the remediation sentence and
+links (PyPI project and release pages, the report on osv.dev, the journal serial).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +41,7 @@ from qwatch.config import Secret
 from qwatch.http import DEFAULT_USER_AGENT, RETRY_STATUSES, parse_retry_after
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
+from subscribers import remediation
 from subscribers.matching import SEVERITIES, at_least
 from subscribers.records import Alert
 
@@ -83,6 +93,41 @@ class WebhookConfig:
         cfgmod.require(bool(self.source), _P, "source", "must not be empty")
 
 
+def rfc3339(ms: int | None) -> str | None:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds (``2026-11-25T05:14:48.123Z``); None when unknown or
+    outside the calendar (upstream times are data and may be absurd: then the field is null, never a bad string)."""
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def alert_links(alert: Alert) -> dict[str, Any]:
+    """Where to read more, by name: the PyPI project page, the release page (one version concerned), the report on
+    osv.dev, and the journal serial the transition rests on."""
+    return {
+        "project": remediation.project_url(alert.package),
+        "release": remediation.project_url(alert.package, alert.version) if alert.version else None,
+        "report": remediation.report_url(alert.report_id) if alert.report_id else None,
+        "journal_serial": alert.journal_serial,
+    }
+
+
+def payload(alert: Alert) -> dict[str, Any]:
+    """The alert as webhook JSON: the record's fields, times as RFC 3339 strings, remediation and links.
+
+    ``observed_at`` and ``upstream_time`` are RFC 3339 (null when unknown); no epoch-millisecond copies are kept,
+    since no published schema describes this JSON (the Avro ``Alert`` on Kafka keeps its longs)."""
+    data = asdict(alert)
+    data["observed_at"] = rfc3339(alert.observed_at)
+    data["upstream_time"] = rfc3339(alert.upstream_time)
+    data["remediation"] = alert.remediation or remediation.remediation(alert.kind, alert.package, alert.version)
+    data["links"] = alert_links(alert)
+    return data
+
+
 def cloudevent(alert: Alert, source: str) -> dict[str, Any]:
     """The CloudEvents 1.0 structured-mode envelope with the alert as ``data``."""
     return {
@@ -91,9 +136,9 @@ def cloudevent(alert: Alert, source: str) -> dict[str, Any]:
         "source": source,
         "type": EVENT_TYPE,
         "subject": f"{alert.project}/{alert.package}",
-        "time": ids.iso_ms(alert.observed_at),
+        "time": rfc3339(alert.observed_at),
         "datacontenttype": "application/json",
-        "data": asdict(alert),
+        "data": payload(alert),
     }
 
 
@@ -105,25 +150,49 @@ _EMOJI = {
 }
 
 
+def _mrkdwn(text: str) -> str:
+    """Slack's three control characters escaped, so upstream text cannot forge a link or a mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    return f"<{_mrkdwn(url)}|{_mrkdwn(label)}>"
+
+
 def slack_message(alert: Alert) -> dict[str, Any]:
-    """A Slack incoming-webhook payload: ``text`` for notifications, ``blocks`` for the message."""
+    """A Slack incoming-webhook payload: ``text`` for notifications, ``blocks`` for the message (summary, what to
+    do, and links to the PyPI project or release page and the osv.dev report)."""
     pin = f"=={alert.version}" if alert.version else ""
     title = f"{alert.severity.upper()} {alert.kind}: {alert.package}{pin} in {alert.project}"
+    links = alert_links(alert)
     fields = [
-        {"type": "mrkdwn", "text": f"*Path*\n{' › '.join(alert.path)}"},
-        {"type": "mrkdwn", "text": f"*Lockfile*\n{alert.lockfile}"},
+        {"type": "mrkdwn", "text": f"*Path*\n{_mrkdwn(' › '.join(alert.path))}"},
+        {"type": "mrkdwn", "text": f"*Lockfile*\n{_mrkdwn(alert.lockfile)}"},
+        {"type": "mrkdwn", "text": f"*Project*\n{_link(links['project'], 'PyPI: ' + alert.package)}"},
     ]
-    if alert.report_id:
-        fields.append({"type": "mrkdwn", "text": f"*Report*\n{alert.report_id}"})
+    if links["release"]:
+        fields.append({"type": "mrkdwn", "text": f"*Release*\n{_link(links['release'], alert.package + pin)}"})
+    if alert.report_id and links["report"]:
+        fields.append({"type": "mrkdwn", "text": f"*Report*\n{_link(links['report'], 'osv.dev: ' + alert.report_id)}"})
+    if alert.journal_serial is not None:
+        fields.append({"type": "mrkdwn", "text": f"*PyPI journal serial*\n{alert.journal_serial}"})
+    upstream = rfc3339(alert.upstream_time)
+    if upstream:
+        fields.append({"type": "mrkdwn", "text": f"*Upstream time*\n{upstream}"})
+    todo = alert.remediation or remediation.remediation(alert.kind, alert.package, alert.version)
     return {
-        "text": title,
+        "text": f"{title}: {todo}",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"{_EMOJI.get(alert.severity, '')} {alert.summary}"[:3000]},
-                "fields": fields,
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"{_EMOJI.get(alert.severity, '')} {_mrkdwn(alert.summary)}"[:3000],
+                },
+                "fields": fields[:10],
             },
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*What to do:* {_mrkdwn(todo)}"[:3000]}},
             {
                 "type": "context",
                 "elements": [
@@ -188,7 +257,8 @@ def redact_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one delivery ended: ``delivered``, ``skipped`` or ``dead-letter`` (with the DeadLetter to emit)."""
+    """How one delivery ended: ``delivered``, ``skipped``, ``dead-letter`` (with the DeadLetter to emit) or
+    ``interrupted`` (asked to stop while the receiver was still down: the alert is not delivered yet)."""
 
     status: str
     attempts: int
@@ -222,13 +292,40 @@ class WebhookSender:
 
     def deliver(self, alert: Alert) -> Outcome:
         """POST until accepted, refused or out of attempts; never raises for the receiver's failures."""
+        return self._deliver(alert, None)
+
+    def deliver_until(self, alert: Alert, stopped: Callable[[], bool]) -> Outcome:
+        """POST until accepted or refused, however long the receiver is down (``interrupted`` if ``stopped()``
+        turns true first): the alerts service calls this and commits its input only after it returns."""
+        return self._deliver(alert, stopped)
+
+    def _deliver(self, alert: Alert, stopped: Callable[[], bool] | None) -> Outcome:
         if not at_least(alert.severity, self.cfg.min_severity):
             self._metrics.webhook_deliveries.labels("skipped").inc()
             return Outcome("skipped", 0)
         body, ctype = body_for(alert, self.cfg)
+        status, attempt, error = self._send(body, ctype, alert.event_id, stopped)
+        if status != "dead-letter":
+            return Outcome(status, attempt)
+        return Outcome("dead-letter", attempt, self._deadletter(alert, body, f"{error} after {attempt} attempt(s)"))
+
+    def deliver_body(self, body: bytes, alert_id: str) -> Outcome:
+        """POST a body rendered earlier (a parked alert's exact bytes), re-signed now; bounded like ``deliver``."""
+        try:
+            cloud = "specversion" in json.loads(body)
+        except (ValueError, TypeError):
+            cloud = False
+        ctype = CE_CONTENT_TYPE if cloud else "application/json"
+        status, attempt, _ = self._send(body, ctype, alert_id, None)
+        return Outcome(status, attempt)
+
+    def _send(self, body: bytes, ctype: str, alert_id: str, stopped: Callable[[], bool] | None) -> tuple[str, int, str]:
+        """(``delivered`` | ``dead-letter`` | ``interrupted``, attempts, last error)."""
         error = ""
         attempt = 0
-        while attempt < self.cfg.max_attempts:
+        while attempt < self.cfg.max_attempts or stopped is not None:
+            if stopped is not None and stopped():
+                return "interrupted", attempt, error
             attempt += 1
             wait: float | None = None
             try:
@@ -240,23 +337,34 @@ class WebhookSender:
             else:
                 if 200 <= status < 300:
                     self._metrics.webhook_deliveries.labels("delivered").inc()
-                    return Outcome("delivered", attempt)
+                    return "delivered", attempt, ""
                 error = f"HTTP {status}"
                 if status not in RETRY_STATUSES:
                     break
                 wait = retry_after
-            if attempt < self.cfg.max_attempts:
+            if stopped is not None and attempt >= self.cfg.max_attempts:
+                logger.warning(
+                    "webhook: %s still failing after %d attempt(s) (%s); alert %s and the ones after it are held "
+                    "and retried every %.0fs until it answers",
+                    redact_url(self.cfg.url),
+                    attempt,
+                    error,
+                    alert_id,
+                    self.cfg.backoff_max,
+                )
+            if attempt < self.cfg.max_attempts or stopped is not None:
                 self._metrics.webhook_deliveries.labels("retried").inc()
                 self._sleep(min(wait, self.cfg.backoff_max) if wait is not None else self.backoff(attempt))
         self._metrics.webhook_deliveries.labels("dead-letter").inc()
         logger.warning(
-            "webhook delivery of alert %s to %s failed after %d attempt(s): %s",
-            alert.event_id,
+            "webhook delivery of alert %s to %s failed after %d attempt(s): %s; parked as a dead letter "
+            "('qwatch alerts redeliver' sends it again)",
+            alert_id,
             redact_url(self.cfg.url),
             attempt,
             error,
         )
-        return Outcome("dead-letter", attempt, self._deadletter(alert, body, f"{error} after {attempt} attempt(s)"))
+        return "dead-letter", attempt, error
 
     def _post(self, body: bytes, ctype: str) -> tuple[int, float | None]:
         stamp = int(self._wall())

@@ -14,11 +14,12 @@ from qwatch.metrics import Metrics
 from qwatch.render import render
 from qwatch.sinks import MemorySink
 from subscribers.alerts import AlertService
-from subscribers.facts import ReportFact
+from subscribers.facts import ReportFact, vkeys
 from subscribers.inventory import build_record, latest, removal, watch_requests
 from subscribers.lockfiles import load
 from subscribers.matching import CurrentState, alert_id, match
 from subscribers.records import Alert, InventoryRecord
+from subscribers.remediation import for_kind
 
 LOCK = Path(__file__).parent / "fixtures" / "lockfiles" / "uv" / "uv.lock"
 NOW = 1_800_000_000_000
@@ -178,3 +179,48 @@ def test_service_uses_state_records_for_report_scope() -> None:
     )
     svc.on_state(rec)
     assert svc.on_transitions([transition("REPORTED", "gamma", report="MAL-2", live_reports=("MAL-2",))]) == []
+
+
+def test_alerts_carry_the_gates_remediation_links_and_the_journal_serial() -> None:
+    from subscribers.remediation import ADVICE
+
+    journal = replace(
+        transition("QUARANTINED", "delta", "quarantined"),
+        after=events.PackageState(status="quarantined", last_serial=1022),
+        evidence=(events.Evidence("obs", "pypi-journal", NOW),),
+    )
+    alert = match(journal, record(), NOW)
+    assert alert is not None
+    assert alert.remediation == f"delta==3.0.0: {ADVICE['quarantined']}."
+    assert alert.links == ("https://pypi.org/project/delta/",)
+    assert alert.journal_serial == 1022
+    page = replace(journal, evidence=(events.Evidence("obs", "pypi-simple", NOW),))
+    assert match(page, record(), NOW).journal_serial is None  # type: ignore[union-attr]
+    report = match(transition("REPORTED", "gamma", report="MAL-2026-1", live_reports=("MAL-2026-1",)), record(), NOW)
+    assert report is not None and report.links[-1] == "https://osv.dev/vulnerability/MAL-2026-1"
+    assert ADVICE["malicious"] in report.remediation
+    release = match(transition("RELEASE_REMOVED", "beta", version="2.1.0"), record(), NOW)
+    assert release is not None and "re-lock to an available version" in release.remediation
+    assert release.links[1] == "https://pypi.org/project/beta/2.1.0/"
+    codec = Codec()
+    assert codec.decode(codec.encode(alert)) == alert  # the new fields travel on qwatch.alerts.v1
+
+
+def test_the_gate_and_the_alert_say_the_same_thing_about_the_same_condition() -> None:
+    """A developer paged by an alert and one failed by the gate get the same advice (one table, two users)."""
+    from test_gate_policy import CORP, INV, SOAK, clean, facts
+    from test_gate_policy import NOW as GATE_NOW
+
+    from subscribers.policy import evaluate
+
+    cases = {
+        "QUARANTINED": ({"leaf": facts("leaf", "quarantined", ())}, "quarantined"),
+        "REMOVED": ({"leaf": facts("leaf", "removed", ())}, "removed"),
+        "REPORTED": ({"leaf": facts("leaf", reports=(ReportFact("MAL-2026-9", None, True),))}, "malicious"),
+        "RELEASE_REMOVED": ({"leaf": facts("leaf", removed_versions=vkeys(["1.0"]))}, "version-missing"),
+    }
+    for kind, (override, reason) in cases.items():
+        finding = next(f for f in evaluate(INV, {**clean(), **override}, GATE_NOW, SOAK, sources=CORP).findings)
+        assert finding.reason == reason
+        advice = for_kind(kind).split(": ")[-1]  # release kinds prefix why; the advice is the gate's
+        assert finding.message.endswith(advice), (kind, finding.message, advice)

@@ -43,6 +43,47 @@ def test_sasl_needs_mechanism_and_user() -> None:
         config.load(KafkaConfig, {"QWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_")
 
 
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", None])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("SASL_MECHANISM", "SCRAM-SHA-512"), ("SASL_USERNAME", "qwatch"), ("SASL_PASSWORD", "hunter2-very-secret")],
+)
+def test_sasl_settings_without_a_sasl_protocol_are_refused(protocol: str | None, field: str, value: str) -> None:
+    """The client would ignore them and connect unauthenticated: the error names the variable and the protocol,
+    and never echoes the password."""
+    env = {f"QWATCH_KAFKA_{field}": value}
+    if protocol is not None:
+        env["QWATCH_KAFKA_SECURITY_PROTOCOL"] = protocol
+    with pytest.raises(ConfigError) as exc:
+        config.load(KafkaConfig, env, "KAFKA_")
+    message = str(exc.value)
+    assert message.startswith(f"QWATCH_KAFKA_{field}:"), message
+    assert (protocol or "PLAINTEXT") in message and "SASL_SSL" in message
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_every_sasl_setting_is_accepted_with_a_sasl_protocol_and_none_without() -> None:
+    full = {
+        "QWATCH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "QWATCH_KAFKA_SASL_USERNAME": "qwatch",
+        "QWATCH_KAFKA_SASL_PASSWORD": "pw",
+    }
+    for protocol in ("SASL_SSL", "SASL_PLAINTEXT"):
+        cfg = config.load(KafkaConfig, {**full, "QWATCH_KAFKA_SECURITY_PROTOCOL": protocol}, "KAFKA_")
+        assert cfg.client_kwargs()["sasl_mechanism"] == "SCRAM-SHA-512"
+    for protocol in ("PLAINTEXT", "SSL"):
+        cfg = config.load(
+            KafkaConfig, {"QWATCH_KAFKA_SECURITY_PROTOCOL": protocol, "QWATCH_KAFKA_SSL_CAFILE": ""}, "KAFKA_"
+        )
+        assert "sasl_mechanism" not in cfg.client_kwargs()
+
+
+def test_health_bound_is_validated() -> None:
+    assert config.load(CommonConfig, {"QWATCH_HEALTH_MAX_SILENCE": "30"}).health_max_silence == 30.0
+    with pytest.raises(ConfigError, match="QWATCH_HEALTH_MAX_SILENCE"):
+        config.load(CommonConfig, {"QWATCH_HEALTH_MAX_SILENCE": "0"})
+
+
 def test_secrets_never_show_in_repr_str_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     env = {
         "QWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",

@@ -11,7 +11,7 @@ import pytest
 from qwatch import events
 from qwatch.codec import Codec
 from qwatch.cursors import FileCursorStore
-from qwatch.sinks import JsonlSink, JsonlSource, PublishError, parse_endpoint
+from qwatch.sinks import JsonlSink, JsonlSource, PublishError, SinkExistsError, parse_endpoint
 
 ROW = events.JournalEntryObserved("id1", "pypi-journal", "PyPI", "demo", 1, 2, "remove project", None, 7, 2, "Demo")
 
@@ -83,3 +83,32 @@ def test_endpoint_specs(spec: str) -> None:
 def test_bad_endpoint_specs(spec: str) -> None:
     with pytest.raises(ValueError, match="jsonl:PATH"):
         parse_endpoint(spec, "--sink")
+
+
+def test_a_sink_never_silently_doubles_a_file(tmp_path: Path, codec: Codec) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = JsonlSink(str(path), codec)  # new file: fine
+    sink.emit(ROW)
+    sink.close()
+    with pytest.raises(SinkExistsError, match="--append"):
+        JsonlSink(str(path), codec)
+    assert len(path.read_text().splitlines()) == 1  # the refusal wrote nothing
+    again = JsonlSink(str(path), codec, append=True)
+    again.emit(ROW)
+    again.close()
+    assert len(path.read_text().splitlines()) == 2
+    (tmp_path / "empty.jsonl").touch()
+    JsonlSink(str(tmp_path / "empty.jsonl"), codec).close()  # an empty file holds nothing to double
+
+
+def test_the_cli_refuses_a_rerun_into_the_same_file_unless_append(tmp_path: Path) -> None:
+    """The way a user meets it: ``qwatch process`` run twice into one ``--sink jsonl:`` file."""
+    from qwatch.cli import main
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("")
+    out.write_text('{"already": "here"}\n')
+    base = ["process", "--source", f"jsonl:{src}", "--state-dir", str(tmp_path / "st")]
+    assert main([*base, "--sink", f"jsonl:{out}"]) == 2
+    assert out.read_text() == '{"already": "here"}\n'
+    assert main([*base, "--sink", f"jsonl:{out}", "--append"]) == 0

@@ -78,6 +78,9 @@ SOC_AND_PLATFORM_ALERTS = {
     "QwatchDetectionLatencySLO",
     "QwatchNewQuarantine",
     "QwatchReportedInstallable",
+    "QwatchSourceDown",
+    "QwatchProcessorStuck",
+    "QwatchWebhookFailing",
 }
 
 
@@ -712,6 +715,155 @@ def test_network_policy_egress() -> None:
     assert {p["port"] for p in https["egress"][0]["ports"]} == {443}
     processor = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-processor"))
     assert "quarantine-watch/egress-https" not in processor["spec"]["template"]["metadata"]["labels"]
+
+
+# --------------------------------------------------------------------------------------------- outcomes, zeros
+
+
+def test_fetch_outcomes_have_one_spelling_in_code_rules_and_dashboard() -> None:
+    """The outcomes the rules and dashboard name are the ones qwatch.http exports, and the success set is the same
+    everywhere (a 304 and a 404 are answers, not errors)."""
+    from qwatch import http
+    from qwatch.metrics import FETCH_OUTCOMES, FETCH_SUCCESS_OUTCOMES
+
+    produced = {http._outcome(status) for status in range(100, 600)} | {
+        "timeout",
+        "transport",
+        "truncated",
+        "oversized",
+    }
+    assert produced == set(FETCH_OUTCOMES)
+    assert http._outcome(304) == "not-modified" and http._outcome(404) == "not-found"
+    texts = {"rules": RULES.read_text(), "dashboard": DASHBOARD.read_text()}
+    for where, text in texts.items():
+        matchers = re.findall(r'qwatch_ingest_fetches_total\{[^}]*outcome!~\\?"([^"\\]+)\\?"', text)
+        assert matchers, f"{where}: no error-ratio matcher on fetch outcomes"
+        for matcher in matchers:
+            assert set(matcher.split("|")) == set(FETCH_SUCCESS_OUTCOMES), f"{where}: {matcher}"
+        assert "not_modified" not in text and "not_found" not in text, where
+    test_text = RULES_TEST.read_text()
+    for outcome in re.findall(r'qwatch_ingest_fetches_total\{[^}]*outcome="([^"]+)"', test_text):
+        assert outcome in FETCH_OUTCOMES, f"rules.test.yml feeds outcome {outcome!r}, which the code never exports"
+
+
+def test_pre_declared_label_sets_match_the_code() -> None:
+    from processors.draft import OUTCOME_RANK
+    from processors.kinds import ALL_KINDS
+    from qwatch.metrics import OBSERVATION_OUTCOMES, TRANSITION_KINDS
+
+    assert TRANSITION_KINDS == ALL_KINDS
+    assert set(OBSERVATION_OUTCOMES) == {*OUTCOME_RANK, "deadletter"}
+    from qwatch.http import RETRY_STATUSES
+    from qwatch.metrics import RETRY_REASONS
+
+    assert {str(code) for code in RETRY_STATUSES} <= set(RETRY_REASONS)
+
+
+def test_counters_start_at_zero_for_every_known_label() -> None:
+    """After a restart increase() needs a 0 sample before the first event: the processor exports every kind,
+    each HTTP ingestor every fetch outcome, before anything happened."""
+    from qwatch.metrics import FETCH_OUTCOMES, TRANSITION_KINDS
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.declare("processor")
+    metrics.declare("pypi-json")
+    for kind in TRANSITION_KINDS:
+        assert registry.get_sample_value("qwatch_transitions_total", {"kind": kind}) == 0.0, kind
+    for outcome in FETCH_OUTCOMES:
+        labels = {"source": "pypi-json", "outcome": outcome}
+        assert registry.get_sample_value("qwatch_ingest_fetches_total", labels) == 0.0, outcome
+    assert registry.get_sample_value("qwatch_source_up", {"source": "pypi-json"}) is None, "never polled != down"
+    assert registry.get_sample_value("qwatch_ingest_last_success_timestamp_seconds", {"source": "pypi-json"}) is None
+
+
+# --------------------------------------------------------------------------------------------- singletons, probes
+
+SINGLETONS = {"ingest-openssf", "ingest-pypi-simple", "ingest-pypi-journal"}
+"""Ingestors that keep one cursor or root snapshot and poll upstream alone (openssf: commit cursor; journal: serial
+cursor; simple: the root snapshot and its ETag). pypi-json and the processor may scale."""
+
+
+def _deployments(*args: str) -> dict[str, dict[str, Any]]:
+    return {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in render(*args) if d["kind"] == "Deployment"
+    }
+
+
+def test_singletons_use_recreate_and_others_do_not() -> None:
+    values = _load_yaml(CHART / "values.yaml")
+    assert {name for name, c in values["components"].items() if c.get("singleton")} == SINGLETONS
+    for name, deployment in _deployments().items():
+        strategy = deployment["spec"].get("strategy", {}).get("type", "RollingUpdate")
+        assert (strategy == "Recreate") == (name in SINGLETONS), (name, strategy)
+
+
+@pytest.mark.parametrize("name", sorted(SINGLETONS))
+def test_a_second_replica_of_a_singleton_is_refused(name: str) -> None:
+    proc = helm_template("--set", f"components.{name}.replicas=2", check=False)
+    assert proc.returncode != 0, f"{name} with 2 replicas rendered"
+    assert "replicas" in proc.stderr and name in proc.stderr, proc.stderr
+    # Turning the flag off to get around the cap, or asking for a rolling update, is refused as well.
+    for trick in (
+        ("--set", f"components.{name}.singleton=false", "--set", f"components.{name}.replicas=2"),
+        ("--set", f"components.{name}.strategy.type=RollingUpdate"),
+    ):
+        assert helm_template(*trick, check=False).returncode != 0, trick
+    assert helm_template("--set", f"components.{name}.replicas=0").returncode == 0
+
+
+def test_processor_replicas_beyond_the_partitions_are_refused() -> None:
+    from qwatch.topics import ALL_TOPICS, OBSERVATIONS
+
+    partitions = next(t.partitions for t in ALL_TOPICS if t.name == OBSERVATIONS)
+    values = _load_yaml(CHART / "values.yaml")
+    assert values["observationsPartitions"] == partitions
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["definitions"]["processorComponent"]["allOf"][1]["properties"]["replicas"]["maximum"] == partitions
+    assert helm_template("--set", f"components.processor.replicas={partitions}").returncode == 0
+    proc = helm_template("--set", f"components.processor.replicas={partitions + 1}", check=False)
+    assert proc.returncode != 0 and "replicas" in proc.stderr, proc.stderr
+    # A smaller topic (observationsPartitions) lowers the cap through the template's own check.
+    proc = helm_template("--set", "observationsPartitions=1", check=False)
+    assert proc.returncode != 0 and "exceeds the 1 partitions" in proc.stderr, proc.stderr
+
+
+def test_probes_use_healthz_and_readyz() -> None:
+    for name, deployment in _deployments().items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}, name
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "a first snapshot needs minutes"
+
+
+def test_placement_per_component_overrides_the_global_one() -> None:
+    docs = _deployments(
+        "--set",
+        "nodeSelector.pool=general",
+        "--set",
+        "components.processor.nodeSelector.pool=streaming",
+        "--set",
+        "components.processor.tolerations[0].key=dedicated",
+        "--set",
+        "components.processor.tolerations[0].operator=Exists",
+        "--set",
+        "components.ingest-openssf.priorityClassName=qwatch-high",
+        "--set",
+        "components.alerts.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+        "--set",
+        "components.alerts.resources.limits.memory=2Gi",
+    )
+    spec = {name: d["spec"]["template"]["spec"] for name, d in docs.items()}
+    assert spec["processor"]["nodeSelector"] == {"pool": "streaming"}
+    assert spec["processor"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+    assert spec["ingest-pypi-json"]["nodeSelector"] == {"pool": "general"}
+    assert "tolerations" not in spec["ingest-pypi-json"]
+    assert spec["ingest-openssf"]["priorityClassName"] == "qwatch-high"
+    assert "priorityClassName" not in spec["processor"]
+    assert "podAntiAffinity" in spec["alerts"]["affinity"]
+    assert spec["alerts"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
 
 
 if __name__ == "__main__":

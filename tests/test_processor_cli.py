@@ -57,8 +57,8 @@ def test_contract_and_replay(tmp_path: Path, codec: Codec) -> None:
         assert CONTRACT_FIELDS <= set(r) and r["type"] == "Transition"
         assert isinstance(r["detected_at"], int)
     assert rows[1]["upstream_time"] == T0 + 3000  # the journal row's timestamp
-    # A replay of the same input with the same state emits nothing new.
-    assert main(argv) == 0
+    # A replay of the same input with the same state emits nothing new (--append: the file is kept on purpose).
+    assert main([*argv, "--append"]) == 0
     assert len(lines(out)) == len(rows)
 
 
@@ -69,7 +69,8 @@ def test_resume_across_runs_equals_one_run(tmp_path: Path, codec: Codec) -> None
     write_observations(full, OBSERVATIONS, codec)
     out = tmp_path / "out.jsonl"
     for src in (first, full):
-        assert main(["process", "--source", f"jsonl:{src}", "--sink", f"jsonl:{out}", "--state-dir", str(state)]) == 0
+        argv = ["process", "--source", f"jsonl:{src}", "--sink", f"jsonl:{out}", "--state-dir", str(state)]
+        assert main([*argv, "--append"]) == 0
     assert [r["kind"] for r in lines(out)] == EXPECTED
 
 

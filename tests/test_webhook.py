@@ -21,6 +21,7 @@ from subscribers.webhook import (
     TIMESTAMP_HEADER,
     WebhookConfig,
     WebhookSender,
+    body_for,
     make_client,
     sign,
     verify_signature,
@@ -191,3 +192,92 @@ def test_secret_from_env_never_shows() -> None:
     )
     assert cfg.secret.reveal() == SECRET
     assert SECRET not in repr(cfg) and SECRET not in str(cfg)
+
+
+REPORT_ALERT = replace(
+    ALERT,
+    kind="REPORTED",
+    severity="critical",
+    report_id="MAL-2026-4750",
+    journal_serial=None,
+    remediation="delta==3.0.0: treat any environment that installed it as compromised.",
+)
+
+
+def test_payload_carries_rfc3339_times_remediation_and_links(receiver: Receiver) -> None:
+    send, _, _ = sender(receiver.url)
+    journal = replace(ALERT, journal_serial=1022)
+    assert send.deliver(journal).status == "delivered"
+    assert send.deliver(REPORT_ALERT).status == "delivered"
+    first, second = (json.loads(body) for _, body in receiver.requests)
+    data = first["data"]
+    assert data["observed_at"] == "2027-01-15T08:00:00.000Z" == first["time"]
+    assert data["upstream_time"] == "2027-01-15T07:59:50.000Z"
+    assert not any(isinstance(data[k], int) for k in ("observed_at", "upstream_time"))  # no epoch ms left
+    # The gate's wording, from the one shared table.
+    assert data["remediation"] == "delta==3.0.0: remove or replace the dependency until PyPI clears it."
+    assert data["links"] == {
+        "project": "https://pypi.org/project/delta/",
+        "release": "https://pypi.org/project/delta/3.0.0/",
+        "report": None,
+        "journal_serial": 1022,
+    }
+    assert second["data"]["links"]["report"] == "https://osv.dev/vulnerability/MAL-2026-4750"
+    assert second["data"]["remediation"].endswith("treat any environment that installed it as compromised.")
+    assert second["data"]["upstream_time"] == "2027-01-15T07:59:50.000Z"
+    unknown = json.loads(body_for(replace(ALERT, upstream_time=None), send.cfg)[0])
+    assert unknown["data"]["upstream_time"] is None
+
+
+def test_slack_blocks_link_to_pypi_and_osv_and_say_what_to_do(receiver: Receiver) -> None:
+    send, _, _ = sender(receiver.url, format="slack")
+    assert send.deliver(replace(REPORT_ALERT, journal_serial=77, summary="a <b> & <!channel>")).status == "delivered"
+    message = json.loads(receiver.requests[0][1])
+    text = json.dumps(message["blocks"])
+    assert "<https://pypi.org/project/delta/|PyPI: delta>" in text
+    assert "<https://osv.dev/vulnerability/MAL-2026-4750|osv.dev: MAL-2026-4750>" in text
+    assert "*PyPI journal serial*\\n77" in text and "2027-01-15T07:59:50.000Z" in text
+    assert "*What to do:* delta==3.0.0: treat any environment" in text
+    assert "<!channel>" not in text and "a &lt;b&gt; &amp; &lt;!channel&gt;" in text  # upstream text cannot ping
+    assert "treat any environment" in message["text"]
+
+
+def test_held_delivery_retries_past_max_attempts_until_the_receiver_answers(receiver: Receiver) -> None:
+    receiver.statuses = [503] * 7
+    send, metrics, sleeps = sender(receiver.url, max_attempts=2)
+    outcome = send.deliver_until(ALERT, lambda: False)
+    assert (outcome.status, outcome.attempts, outcome.deadletter) == ("delivered", 8, None)
+    assert sleeps[-1] == sleeps[-2] == 3.0  # capped at backoff_max (4.0) with equal jitter 0.5
+    assert metrics.webhook_deliveries.labels("dead-letter")._value.get() == 0
+
+
+def test_held_delivery_stops_when_asked_and_parks_only_refusals(receiver: Receiver) -> None:
+    receiver.statuses = [503] * 50
+    send, _, sleeps = sender(receiver.url, max_attempts=2)
+    outcome = send.deliver_until(ALERT, lambda: len(sleeps) >= 3)
+    assert (outcome.status, outcome.attempts, outcome.deadletter) == ("interrupted", 3, None)
+    receiver.statuses = [403]
+    refused = send.deliver_until(ALERT, lambda: False)
+    assert refused.status == "dead-letter" and refused.deadletter is not None
+    assert "HTTP 403" in refused.deadletter.error
+
+
+def test_a_parked_body_is_redelivered_verbatim_and_re_signed(receiver: Receiver) -> None:
+    send, _, _ = sender(receiver.url)
+    body, _ = body_for(ALERT, send.cfg)
+    assert send.deliver_body(body, ALERT.event_id).status == "delivered"
+    headers, got = receiver.requests[0]
+    assert got == body and verify_signature(SECRET, got, headers)
+    assert headers["Content-Type"].startswith("application/cloudevents+json")
+
+
+def test_a_webhook_without_a_secret_is_warned_about_at_start() -> None:
+    from subscribers.alerts_cli import unsigned_warning
+
+    bare = load(WebhookConfig, {"QWATCH_WEBHOOK_URL": "https://hooks.example/T0/secret-path"}, "WEBHOOK_")
+    text = unsigned_warning(bare)
+    assert text is not None and "UNSIGNED" in text and "QWATCH_WEBHOOK_SECRET" in text
+    assert "secret-path" not in text  # the URL path may be the credential: redacted
+    signed = replace(bare, secret=Secret(SECRET))
+    assert unsigned_warning(signed) is None
+    assert unsigned_warning(WebhookConfig()) is None  # no webhook, nothing to warn about

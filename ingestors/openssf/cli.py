@@ -164,7 +164,17 @@ def run(args: argparse.Namespace) -> int:
             stack.callback(sink.close)
             progress = Progress(cfg.progress or sys.stderr.isatty())
             service = OpenSSFService(
-                cfg, source, index, sink, cursors, rt.metrics, component, since=args.since, progress=progress, stop=stop
+                cfg,
+                source,
+                index,
+                sink,
+                cursors,
+                rt.metrics,
+                component,
+                since=args.since,
+                progress=progress,
+                stop=stop,
+                heartbeat=rt.heartbeat("openssf poll loop"),
             )
             return service.run(once=args.once)
     except (PublishError, OSError, GitSourceError, sqlite3.Error) as exc:

@@ -53,7 +53,7 @@ from qwatch.cursors import CursorStore
 from qwatch.events import Cursor, DeadLetter, ReportObserved
 from qwatch.ids import event_id, now_ms
 from qwatch.logs import safe
-from qwatch.metrics import Metrics
+from qwatch.metrics import Heartbeat, Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import PublishError, Sink
 
@@ -120,14 +120,16 @@ class Progress:
         """Reset the rate clock."""
         self._start = time.monotonic()
 
-    def update(self, label: str, done: int, total: int, records: int, force: bool = False) -> None:
-        """Show ``label: done/total files, N rec/s`` at most a few times a second."""
+    def update(self, label: str, done: int, total: int | None, records: int, force: bool = False) -> None:
+        """Show ``label: done/total files, N rec/s`` at most a few times a second (``done files`` while a
+        streamed snapshot does not know its total yet)."""
         now = time.monotonic()
         if not self.enabled or (not force and now - self._last < 0.25):
             return
         self._last = now
         rate = records / max(now - self._start, 1e-9)
-        self.stream.write(f"\r{label}: {done:,}/{total:,} files, {rate:,.0f} rec/s ")
+        count = f"{done:,}" if total is None else f"{done:,}/{total:,}"
+        self.stream.write(f"\r{label}: {count} files, {rate:,.0f} rec/s ")
         self.stream.flush()
         self._shown = True
 
@@ -155,6 +157,7 @@ class OpenSSFService:
         clock: Callable[[], int] = now_ms,
         progress: Progress | None = None,
         stop: StopFlag | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.cfg = cfg
         self.source = source
@@ -167,6 +170,7 @@ class OpenSSFService:
         self._clock = clock
         self._progress = progress if progress is not None else Progress(False)
         self._stop = stop if stop is not None else StopFlag()
+        self._heartbeat = heartbeat if heartbeat is not None else Heartbeat("openssf poll loop", float("inf"))
         self._cursor_time: int | None = None
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -177,6 +181,7 @@ class OpenSSFService:
             try:
                 self.poll()
                 failures = 0
+                self._heartbeat.ready()
             except PollInterrupted:
                 logger.info("stopped during a step; the cursor was not moved")
                 return 0
@@ -191,10 +196,14 @@ class OpenSSFService:
                     delay,
                     safe(str(exc), 500),
                 )
+                # Upstream trouble is the source's (qwatch_source_up); only Kafka refusing events means not ready.
+                self._heartbeat.ready(not isinstance(exc, PublishError), "Kafka did not acknowledge the events")
+                self._heartbeat.beat(idle=delay)
                 self._stop.wait(delay)
                 continue
             if once:
                 return 0
+            self._heartbeat.beat(idle=self.cfg.interval)
             self._stop.wait(self.cfg.interval)
         return 0
 
@@ -205,12 +214,13 @@ class OpenSSFService:
             result = self._poll()
         except Exception:
             self.metrics.polls.labels(SOURCE, "error").inc()
+            self.metrics.source_failed(SOURCE)
             self.index.rollback()
             raise
         finally:
             self.metrics.poll_duration.labels(SOURCE).observe(time.monotonic() - started)
         self.metrics.polls.labels(SOURCE, "ok").inc()
-        self.metrics.last_success.labels(SOURCE).set(time.time())
+        self.metrics.source_succeeded(SOURCE)
         return result
 
     def _poll(self) -> PollResult:
@@ -299,35 +309,53 @@ class OpenSSFService:
         return stats
 
     def _snapshot(self, head: str, mode: str, emit: bool = True) -> StepStats:
-        """Every in-scope file at ``head``, streamed: parse once, emit the first copy of each id in path order."""
+        """Every in-scope file at ``head``, streamed: parse once, emit the first copy of each id in path order.
+
+        The listing goes straight from ``ls-tree`` into one ``cat-file --batch`` stream (no staging table: the
+        index was just cleared, so every file is new), and "first copy" is a set of the ids already seen in
+        this snapshot rather than an index query per file. Only that set grows with the tree (ids, not records).
+        """
         upstream_time = self.source.commit_time_ms(head)
         stats = StepStats(head, mode)
         self.index.begin()
         self.index.clear()
-        self.index.add_changes((path, None, blob) for path, blob in self.source.list_tree(head))
+        self.index.bulk_start()
+        seen: set[str] = set()
         since_flush = 0
-        for batch_entries in self._parse_changed(head, upstream_time, stats, emit=emit):
-            observed = self._clock()
-            batch_ids: set[str] = set()
-            for entry, report in batch_entries:
-                if (
-                    report is None
-                    or not emit
-                    or entry.report_id in batch_ids
-                    or self.index.has_report(report.report_id)
-                ):
-                    continue
-                batch_ids.add(report.report_id)
-                change = WITHDRAWN if entry.withdrawn else EXISTING
-                for affected in report.packages:
-                    self._emit_report(
-                        report.report_id, change, report, affected, entry.path, head, upstream_time, observed, stats
-                    )
-                    since_flush += 1
-            self.index.insert(entry for entry, _ in batch_entries)
-            if since_flush >= self.cfg.flush_every:
-                self.sink.flush()
-                since_flush = 0
+        label = "snapshot"
+        self._progress.start()
+        batches = self.source.stream_blobs(self.source.list_tree(head), self.cfg.max_file_bytes, BATCH)
+        try:
+            for batch in batches:
+                if self._stop.is_set:
+                    raise PollInterrupted
+                observed = self._clock()
+                entries = []
+                for path, blob, data in batch:
+                    entry, report = self._parse_one(path, blob, data, head, upstream_time, stats, emit)
+                    entries.append(entry)
+                    if report is None or not emit or report.report_id in seen:
+                        continue
+                    seen.add(report.report_id)
+                    change = WITHDRAWN if entry.withdrawn else EXISTING
+                    for affected in report.packages:
+                        self._emit_report(
+                            report.report_id, change, report, affected, path, head, upstream_time, observed, stats
+                        )
+                        since_flush += 1
+                self.index.insert(entries)
+                stats.files += len(batch)
+                if stats.files >= PROGRESS_MIN_FILES:
+                    self._progress.update(label, stats.files, None, stats.files)
+                if since_flush >= self.cfg.flush_every:
+                    self.sink.flush()
+                    since_flush = 0
+        finally:
+            batches.close()
+        if stats.files >= PROGRESS_MIN_FILES:
+            self._progress.update(label, stats.files, stats.files, stats.files, force=True)
+            self._progress.finish()
+        self.index.bulk_end()
         if emit:
             self._finish(head, upstream_time, stats)
         else:

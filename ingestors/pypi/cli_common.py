@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from ingestors.pypi.watchfeed import KafkaWatchFeed
 from ingestors.pypi.watchset import WatchSet, read_watch_file
 from qwatch import config as cfgmod
 from qwatch.http import HttpConfig, PoliteClient, make_http_client
-from qwatch.metrics import Metrics
-from qwatch.runtime import Runtime, UsageError
+from qwatch.metrics import Heartbeat, Metrics
+from qwatch.runtime import Runtime, StopFlag, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -76,3 +77,14 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError("expected a positive number of seconds")
     return value
+
+
+def should_stop(stop: StopFlag, heartbeat: Heartbeat) -> Callable[[], bool]:
+    """The ``should_stop`` a pass checks between projects; each check is also progress for ``/healthz``, so a
+    long sweep that keeps moving is live and one stuck on a single project is not."""
+
+    def check() -> bool:
+        heartbeat.beat()
+        return stop.is_set
+
+    return check

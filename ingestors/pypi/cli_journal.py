@@ -12,6 +12,8 @@ from ingestors.pypi.config import JournalIngestConfig
 from ingestors.pypi.journal_ingest import JournalIngestor
 from qwatch import config as cfgmod
 from qwatch.cursors import CursorStore, MemoryCursorStore
+from qwatch.events import JournalEntryObserved
+from qwatch.progress import ProgressBar, ProgressSink
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -75,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
     cursors = cursor_store(runtime)
     stop = StopFlag().install()
     sink = runtime.open_sink()
+    bar = ProgressBar("pypi-journal backfill", unit="rows", delay=2.0)  # drawn only on a terminal, after 2 s
+    if bar.enabled:
+        sink = ProgressSink(sink, bar, (JournalEntryObserved,), lambda e: f"rows, at serial {e.serial:,}")
     try:
-        ingestor = JournalIngestor(cfg, client, sink, runtime.metrics, cursors, sleep=stop.wait)
+        heartbeat = runtime.heartbeat("pypi-journal poll loop")
+        ingestor = JournalIngestor(cfg, client, sink, runtime.metrics, cursors, sleep=stop.wait, heartbeat=heartbeat)
         if args.once:
             report = ingestor.poll()
             logger.info(
@@ -93,13 +99,19 @@ def run(args: argparse.Namespace) -> int:
             hint = 0.0
             try:
                 report = ingestor.poll()
+                bar.restart()
                 ok, hint = report.ok, report.wait_hint or 0.0
+                # Ready once Kafka took what it was given: an upstream failure is the source's (qwatch_source_up),
+                # not a reason to take this pod out of service.
+                heartbeat.ready(report.failure != "publish", "Kafka did not acknowledge the last poll's events")
             except Exception:  # noqa: BLE001 - a service outlives one bad poll; the cursor did not move
                 logger.exception("pypi-journal: poll failed unexpectedly")
+                runtime.metrics.source_failed(emit.JOURNAL)
                 ok = False
             failures = 0 if ok else failures + 1
-            wait = cfg.interval if ok else min(300.0, cfg.interval * 2**failures)
-            stop.wait(max(wait, hint))
+            wait = max(cfg.interval if ok else min(300.0, cfg.interval * 2**failures), hint)
+            heartbeat.beat(idle=wait)
+            stop.wait(wait)
         return 0
     finally:
         sink.close()

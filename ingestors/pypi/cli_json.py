@@ -15,6 +15,7 @@ from ingestors.pypi.cli_common import (
     load_watch,
     open_feed,
     positive_float,
+    should_stop,
     state_dir,
 )
 from ingestors.pypi.config import JsonIngestConfig
@@ -23,6 +24,7 @@ from ingestors.pypi.state import state_path
 from ingestors.pypi.watchfeed import KafkaWatchFeed
 from ingestors.pypi.watchset import WatchSet
 from qwatch import config as cfgmod
+from qwatch.metrics import Heartbeat
 from qwatch.runtime import StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -77,8 +79,16 @@ def run(args: argparse.Namespace) -> int:
     feed: KafkaWatchFeed | None = None
     try:
         feed = open_feed(runtime, watch)
+        heartbeat = runtime.heartbeat("pypi-json loop")
         ingestor = JsonIngestor(
-            cfg, client, sink, runtime.metrics, watch, state_file, sleep=stop.wait, should_stop=lambda: stop.is_set
+            cfg,
+            client,
+            sink,
+            runtime.metrics,
+            watch,
+            state_file,
+            sleep=stop.wait,
+            should_stop=should_stop(stop, heartbeat),
         )
         if args.once:
             if feed is not None:
@@ -93,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 len(report.pending),
             )
             return 0 if report.ok else 1
-        return serve(ingestor, cfg, watch, feed, stop)
+        return serve(ingestor, cfg, watch, feed, stop, heartbeat)
     finally:
         if feed is not None:
             feed.close()
@@ -102,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(
-    ingestor: JsonIngestor, cfg: JsonIngestConfig, watch: WatchSet, feed: KafkaWatchFeed | None, stop: StopFlag
+    ingestor: JsonIngestor,
+    cfg: JsonIngestConfig,
+    watch: WatchSet,
+    feed: KafkaWatchFeed | None,
+    stop: StopFlag,
+    heartbeat: Heartbeat | None = None,
 ) -> int:
     """Sweep every ``interval``; urgent requests are looked at before the next sweep."""
     if feed is not None:
@@ -118,10 +133,14 @@ def serve(
             if now >= next_sweep:
                 report = ingestor.run_pass()
                 next_sweep = now + (cfg.interval if report.published else min(cfg.interval, 30.0))
+                if heartbeat is not None:
+                    heartbeat.ready(report.published, "Kafka did not acknowledge the last pass's events")
             elif urgent:
                 ingestor.run_pass(urgent)
         except Exception:  # noqa: BLE001 - a service outlives one bad pass; the pass rolled back its state
             logger.exception("pypi-json: sweep failed unexpectedly; retrying in 30 s")
             next_sweep = now + 30.0
+        if heartbeat is not None:
+            heartbeat.beat(idle=1.0)
         stop.wait(1.0)
     return 0

@@ -15,6 +15,7 @@ from ingestors.pypi.cli_common import (
     load_watch,
     open_feed,
     positive_float,
+    should_stop,
     state_dir,
 )
 from ingestors.pypi.config import SimpleIngestConfig
@@ -23,6 +24,9 @@ from ingestors.pypi.state import state_path
 from ingestors.pypi.watchfeed import KafkaWatchFeed
 from ingestors.pypi.watchset import WatchSet
 from qwatch import config as cfgmod
+from qwatch.events import ProjectStatusObserved
+from qwatch.metrics import Heartbeat
+from qwatch.progress import ProgressBar, ProgressSink
 from qwatch.runtime import StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -93,11 +97,22 @@ def run(args: argparse.Namespace) -> int:
     state_file = state_path(directory, "pypi-simple", cfg.index_url) if directory else None
     stop = StopFlag().install()
     sink = runtime.open_sink()
+    bar = ProgressBar("pypi-simple sweep", total=len(watch) or None, unit="pages", delay=2.0)  # terminal only
+    if bar.enabled:
+        sink = ProgressSink(sink, bar, (ProjectStatusObserved,))
     feed: KafkaWatchFeed | None = None
     try:
         feed = open_feed(runtime, watch)
+        heartbeat = runtime.heartbeat("pypi-simple loop")
         ingestor = SimpleIngestor(
-            cfg, client, sink, runtime.metrics, watch, state_file, sleep=stop.wait, should_stop=lambda: stop.is_set
+            cfg,
+            client,
+            sink,
+            runtime.metrics,
+            watch,
+            state_file,
+            sleep=stop.wait,
+            should_stop=should_stop(stop, heartbeat),
         )
         if args.once:
             if feed is not None:
@@ -115,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             return 0 if report.ok else 1
         if state_file is None:
             logger.warning("pypi-simple: no --state-dir; the root snapshot lives in memory and a restart re-baselines")
-        return serve(ingestor, cfg, watch, feed, stop)
+        return serve(ingestor, cfg, watch, feed, stop, heartbeat)
     finally:
         if feed is not None:
             feed.close()
@@ -124,7 +139,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(
-    ingestor: SimpleIngestor, cfg: SimpleIngestConfig, watch: WatchSet, feed: KafkaWatchFeed | None, stop: StopFlag
+    ingestor: SimpleIngestor,
+    cfg: SimpleIngestConfig,
+    watch: WatchSet,
+    feed: KafkaWatchFeed | None,
+    stop: StopFlag,
+    heartbeat: Heartbeat | None = None,
 ) -> int:
     """Poll the root every ``interval``, recheck every watched page every ``recheck``, urgent names at once."""
     if feed is not None:
@@ -141,6 +161,8 @@ def serve(
                 full = now >= next_full
                 report = ingestor.run_pass(poll_root=True, recheck_all=full, extra=[*urgent, *watch.take_new()])
                 next_root = now + (cfg.interval if report.published else min(cfg.interval, 30.0))
+                if heartbeat is not None:
+                    heartbeat.ready(report.published, "Kafka did not acknowledge the last pass's events")
                 if full and report.published:
                     next_full = now + cfg.recheck
             elif urgent:
@@ -148,5 +170,7 @@ def serve(
         except Exception:  # noqa: BLE001 - a service outlives one bad pass; the pass rolled back its state
             logger.exception("pypi-simple: pass failed unexpectedly; retrying in 30 s")
             next_root = now + 30.0
+        if heartbeat is not None:
+            heartbeat.beat(idle=1.0)
         stop.wait(1.0)
     return 0

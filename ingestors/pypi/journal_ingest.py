@@ -8,7 +8,9 @@ JournalEntryObserved, verbatim. Rules:
 - with no cursor and no ``--since-serial`` we start at ``changelog_last_serial()``: no history is replayed,
   and that starting point is saved at once so the next run misses nothing;
 - fault -32500 (rate limited) waits for "Limit may reset in N seconds" (or backs off) and retries; any other
-  fault, HTTP error or unreadable body is dead-lettered and the cursor stays where it was.
+  fault, HTTP error or unreadable body is dead-lettered and the cursor stays where it was;
+- failing loudly: ``qwatch_source_up{source="pypi-journal"}`` is 0 while polls fail, and an HTTP 403/405 (a proxy
+  or firewall refusing XML-RPC POSTs) logs one warning per episode that says what is lost meanwhile.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from qwatch.events import Cursor
 from qwatch.http import HttpError, PoliteClient
 from qwatch.ids import now_ms
 from qwatch.logs import safe
-from qwatch.metrics import Metrics
+from qwatch.metrics import Heartbeat, Metrics
 from qwatch.pypi.errors import PyPIParseError
 from qwatch.pypi.model import ChangelogPage, RpcFault
 from qwatch.sinks import PublishError, Sink
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 SOURCE = emit.JOURNAL
 XML_TYPES = frozenset({"text/xml", "application/xml"})
+BLOCKED_STATUSES = frozenset({403, 405})
+"""What a proxy or WAF that refuses XML-RPC POSTs answers; PyPI itself never does for changelog calls."""
 
 
 @dataclass
@@ -80,6 +84,7 @@ class JournalIngestor:
         *,
         clock_ms: Callable[[], int] = now_ms,
         sleep: Callable[[float], object] = time.sleep,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.cfg = cfg
         self.client = client
@@ -90,6 +95,9 @@ class JournalIngestor:
         self._clock_ms = clock_ms
         self._sleep = sleep
         self._position: int | None = None  # the saved cursor, once known (Kafka cursors are costly to load)
+        self._heartbeat = heartbeat
+        self._failing: str | None = None  # the failure of the current episode, so it is logged once
+        self._blocked = False
 
     def poll(self) -> JournalReport:
         """Read pages until caught up; emit, flush, then save the cursor after each page. Never raises upstream
@@ -102,6 +110,8 @@ class JournalIngestor:
             while True:
                 page = self._changelog(since, report)
                 report.pages += 1
+                if self._heartbeat is not None:
+                    self._heartbeat.beat()
                 rows = [r for r in page.rows if r.serial > since]
                 now = self._clock_ms()
                 for row in rows:
@@ -142,9 +152,27 @@ class JournalIngestor:
             report.failure = "publish"
         self.metrics.polls.labels(SOURCE, "ok" if report.ok else report.failure or "failed").inc()
         self.metrics.poll_duration.labels(SOURCE).observe(time.monotonic() - started)
-        if report.ok:
-            self.metrics.last_success.labels(SOURCE).set(time.time())
+        self._record_health(report)
         return report
+
+    def _record_health(self, report: JournalReport) -> None:
+        """``qwatch_source_up`` and last success after every poll; one log line when an episode starts or ends."""
+        if report.ok:
+            self.metrics.source_succeeded(SOURCE)
+            if self._failing is not None:
+                logger.warning("pypi-journal: polls work again after %s; serial %s", self._failing, report.cursor)
+            self._failing = None
+            self._blocked = False
+            return
+        self.metrics.source_failed(SOURCE)
+        if self._failing is None and not self._blocked:
+            logger.warning(
+                "pypi-journal: poll failed (%s) from %s; the cursor stays at %s and is retried",
+                report.failure,
+                self.cfg.xmlrpc_url,
+                report.cursor,
+            )
+        self._failing = report.failure or "failed"
 
     def _start(self, report: JournalReport) -> int:
         if self._position is not None:
@@ -185,6 +213,14 @@ class JournalIngestor:
                 self._dead_letter(exc.reason, str(exc), pointer, None, report)
                 raise _Gave(exc.reason) from None
             if result.status != 200:
+                if result.status in BLOCKED_STATUSES and not self._blocked:
+                    self._blocked = True
+                    logger.warning(
+                        "pypi-journal: HTTP %d from %s (XML-RPC blocked?); quarantines will only be inferred from "
+                        "page polls, without upstream time",
+                        result.status,
+                        url,
+                    )
                 self._dead_letter("http-status", f"POST {url}: HTTP {result.status}", pointer, result.body, report)
                 raise _Gave("http-status")
             if result.content_type not in XML_TYPES:

@@ -138,6 +138,7 @@ class JsonIngestor:
             logger.warning("pypi-json: events not acknowledged, state kept for a retry: %s", safe(str(exc)))
             self._rollback()
             self.metrics.polls.labels(SOURCE, "publish-failed").inc()
+            self.metrics.source_failed(SOURCE)
             return report
         except BaseException:
             self._rollback()  # a bug or an interrupt: never keep half a pass
@@ -157,9 +158,14 @@ class JsonIngestor:
         for event_type, count in report.by_type.items():
             self.metrics.events_emitted.labels(SOURCE, event_type).inc(count)
         self.save()
-        self.metrics.polls.labels(SOURCE, "ok").inc()
         self.metrics.poll_duration.labels(SOURCE).observe(time.monotonic() - started)
-        self.metrics.last_success.labels(SOURCE).set(time.time())
+        if report.fetched and report.dead_letters >= report.fetched:
+            # Every project failed (upstream down, or every answer unreadable): the source is down, loudly.
+            self.metrics.polls.labels(SOURCE, "all-failed").inc()
+            self.metrics.source_failed(SOURCE)
+        else:
+            self.metrics.polls.labels(SOURCE, "ok").inc()
+            self.metrics.source_succeeded(SOURCE)
         return report
 
     def _rollback(self) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qwatch import upstate
 from qwatch.broker import KAFKA_VERSION, LocalBroker, default_cache_dir
 from qwatch.runtime import default_broker_dir
 
@@ -42,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
     state = broker.status()
     if args.action == "status":
         if state is None:
+            up = upstate.current(os.environ) if args.dir is None else None
+            if up is not None:
+                print(
+                    f"Apache Kafka {KAFKA_VERSION} running at {up['bootstrap']} (started by qwatch up, pid "
+                    f"{up['pid']}; run dir {up.get('run_dir')}, logs {up.get('logs')})"
+                )
+                return 0
             print(f"no broker running in {workdir}")
             return 1
         print(f"Apache Kafka {state['version']} running at {state['bootstrap']} (pid {state['pid']})")

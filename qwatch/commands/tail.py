@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from qwatch.render import render
 from qwatch.runtime import Runtime, add_common, build_runtime
 from qwatch.sinks import Delivery, Source
 from qwatch.topics import SHORT_NAMES, TRANSITIONS, resolve
+from qwatch.upstate import fill_bootstrap
 
 
 def register(sub: Any) -> None:
@@ -72,6 +74,7 @@ def _wanted(delivery: Delivery, kinds: set[str], packages: set[str]) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Follow the topic until --max, --idle-exit or Ctrl-C."""
+    fill_bootstrap(args, os.environ)  # a running `qwatch up` is found without flags
     rt = build_runtime(args)
     source = _open(rt, resolve(args.topic), args.from_beginning)
     kinds, packages = {k.upper() for k in args.kind}, set(args.package)

@@ -21,13 +21,14 @@ import httpx
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry, start_http_server
 
-from qwatch import __version__, logs
+from qwatch import __version__, logs, status, upstate
+from qwatch import render as render_mod
 from qwatch.broker import LocalBroker, default_cache_dir
 from qwatch.broker.local import free_port
 from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
 from qwatch.federation import ChildMetrics
-from qwatch.render import render
+from qwatch.render import RESET, WARNING_COLOUR, human_duration, paint, render
 from qwatch.runtime import StopFlag, kafka_config
 from qwatch.supervisor import ChildSpec, Supervisor
 from qwatch.topics import TRANSITIONS
@@ -76,6 +77,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--watch", type=Path, default=None, help="file of PyPI project names to watch closely")
     p.add_argument("--quiet", action="store_true", help="do not print transitions")
+    p.add_argument(
+        "--status-every",
+        type=float,
+        default=30.0,
+        help="seconds between the per-source status lines (0 = none; failures are reported at once either way)",
+    )
     p.set_defaults(func=run)
 
 
@@ -169,11 +176,16 @@ def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
 
 class TransitionTally:
     """Decodes, prints and counts transition records, and keeps none of them: ``up --demo --churn`` prints about a
-    hundred a minute for as long as it runs, and only their number is needed (for the summary line)."""
+    hundred a minute for as long as it runs, and only their number is needed (for the summary line). Of the demo's
+    scripted changes (``expected``, a fixed handful) it remembers which arrived and their latencies, for the
+    closing summary."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, expected: frozenset[tuple[str, str]] = frozenset(), colour: bool = False) -> None:
         self._codec = codec
         self.seen = 0
+        self.expected = expected
+        self.arrived: dict[tuple[str, str], float | None] = {}
+        self._colour = colour
 
     def show(self, value: bytes, offset: int, quiet: bool) -> None:
         """Count one record and print it (unless ``quiet``); an undecodable one is reported on stderr instead."""
@@ -183,17 +195,26 @@ class TransitionTally:
             print(f"# undecodable transition at offset {offset}: {exc}", file=sys.stderr)
             return
         self.seen += 1
+        key = (getattr(event, "kind", ""), getattr(event, "package", ""))
+        if key in self.expected and key not in self.arrived:
+            upstream, detected = getattr(event, "upstream_time", None), getattr(event, "detected_at", 0)
+            self.arrived[key] = None if upstream is None else (detected - upstream) / 1000
         if not quiet:
-            print(render(event), flush=True)
+            logs.show(paint(render(event), str(getattr(event, "severity", "")), self._colour))
+
+    @property
+    def scripted_done(self) -> bool:
+        """Every expected change arrived."""
+        return bool(self.expected) and len(self.arrived) == len(self.expected)
 
 
 class TransitionPrinter:
     """Follows qwatch.transitions.v1 (read_committed) and prints each transition once, for the analyst."""
 
-    def __init__(self, cfg: KafkaConfig, codec: Codec, from_beginning: bool) -> None:
+    def __init__(self, cfg: KafkaConfig, codec: Codec, from_beginning: bool, tally: TransitionTally) -> None:
         from qwatch.kafka_io import make_consumer
 
-        self._tally = TransitionTally(codec)
+        self._tally = tally
         self._consumer = make_consumer(cfg, None)
         parts = self._consumer.partitions_for_topic(TRANSITIONS) or set()
         tps = [TopicPartition(TRANSITIONS, p) for p in sorted(parts)]
@@ -234,7 +255,107 @@ def _register_inventory(lockfile: Path, bootstrap: str) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError(f"registering the demo inventory failed: {result.stderr.strip()}")
-    print(f"demo: registered inventory demo-app from {lockfile}", flush=True)
+    say("DEMO", f"registered inventory demo-app from {lockfile}")
+
+
+SUMMARY_GRACE = 60.0
+PLAY_TIMEOUT = 90.0
+"""The demo's script starts once every ingestor polls, or after this many seconds whatever they do."""
+"""Seconds after the demo's script ends before the summary is printed with whatever did not arrive."""
+
+
+def say(tag: str, text: str) -> None:
+    """One line on ``up``'s screen, in the screen's one time format."""
+    logs.show(logs.screen_line(tag, text))
+
+
+class StatusBoard:
+    """Scrapes each child's /metrics: a warning the moment a source starts failing (and a note when it recovers),
+    and one status line per source every ``every`` seconds."""
+
+    def __init__(self, specs: list[ChildSpec], urls: dict[str, str], log_dir: Path, every: float, colour: bool) -> None:
+        self._ports = {s.name: s.metrics_port for s in specs}
+        self._urls = urls
+        self._log_dir = log_dir
+        self._every = every
+        self._colour = colour
+        self._prev: dict[str, status.SourceStatus] = {}
+        self._failing: set[str] = set()
+        self._next_check = 0.0
+        self._next_status = time.monotonic() + every if every else float("inf")
+
+    def tick(self, force_status: bool = False) -> None:
+        """Check for failures every few seconds; print the status lines when due."""
+        now = time.monotonic()
+        if not force_status and now < self._next_check:
+            return
+        self._next_check = now + 5.0
+        scraped = {name: status.scrape(port) for name, port in self._ports.items()}
+        wall = time.time()
+        current = {name: status.source_status(name, scraped.get(name)) for name in status.SOURCES if name in scraped}
+        for name, cur in current.items():
+            prev = self._prev.get(name)
+            if status.failing(prev, cur):
+                if name not in self._failing:
+                    self._failing.add(name)
+                    last = status.last_log_problem(self._log_dir / f"{name}.log")
+                    self._warn(status.warning_text(prev, cur, self._urls.get(name, ""), last))
+            elif (
+                name in self._failing
+                and cur.reachable
+                and cur.last_success
+                and (prev is None or cur.last_success != prev.last_success)
+            ):
+                self._failing.discard(name)
+                say("RECOVERED", f"{name}: polls succeed again")
+            if cur.reachable:
+                self._prev[name] = cur
+        if force_status or now >= self._next_status:
+            self._next_status = now + self._every if self._every else float("inf")
+            for name in status.SOURCES:
+                if name in current:
+                    say("STATUS", status.status_line(current[name], wall))
+            say("STATUS", status.pipeline_line(scraped.get("processor"), scraped.get("alerts")))
+
+    def all_polling(self) -> bool:
+        """Every ingestor answered and has had a successful poll (what the demo waits for before playing)."""
+        for name in status.SOURCES:
+            port = self._ports.get(name)
+            if port is None:
+                continue
+            cur = status.source_status(name, status.scrape(port))
+            if not cur.last_success:
+                return False
+        return True
+
+    def _warn(self, text: str) -> None:
+        line = logs.screen_line("WARNING", text)
+        if self._colour:
+            line = f"{WARNING_COLOUR}{line}{RESET}"
+        logs.show(line)
+
+
+def demo_summary(tally: TransitionTally, webhooks: int, elapsed: float) -> str:
+    """The closing words of the scripted demo: what arrived, how fast, what was survived, what to try next."""
+    from qwatch.demo import FAULT_NOTES
+    from subscribers.matching import REPORT_KINDS
+
+    if not tally.scripted_done:
+        missing = ", ".join(f"{k} {p}" for k, p in sorted(tally.expected - set(tally.arrived)))
+        return (
+            f"{len(tally.arrived)} of {len(tally.expected)} scripted changes arrived in {human_duration(elapsed)}; "
+            f"still missing: {missing}. The status lines above say which source is behind; its log is in the "
+            "logs directory."
+        )
+    latencies = sorted(v for (kind, _), v in tally.arrived.items() if v is not None and kind not in REPORT_KINDS)
+    median = f"median detection latency {human_duration(latencies[len(latencies) // 2])}" if latencies else ""
+    return (
+        f"all {len(tally.expected)} scripted changes arrived within {human_duration(elapsed)}, each once; "
+        f"{median} (journal events; the replayed OpenSSF reports keep their real commit times); "
+        f"{webhooks} signed alerts reached the webhook receiver; upstream faults survived: {FAULT_NOTES}. "
+        "In another terminal: 'qwatch tail --topic alerts --from-beginning' or 'qwatch broker status' find this "
+        "broker without flags. Ctrl-C stops everything."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -264,9 +385,18 @@ def run(args: argparse.Namespace) -> int:
         broker = LocalBroker(run_dir / "broker")
         t0 = time.monotonic()
         cfg = KafkaConfig(bootstrap=broker.start())
-        print(f"Apache Kafka ready at {cfg.bootstrap} in {time.monotonic() - t0:.1f}s", flush=True)
+        say("KAFKA", f"Apache Kafka ready at {cfg.bootstrap} in {human_duration(time.monotonic() - t0)}")
+    record = upstate.write(
+        env,
+        bootstrap=cfg.bootstrap,
+        run_dir=str(run_dir),
+        logs=str(run_dir / "logs"),
+        metrics_port=metrics_port,
+        demo=demo,
+    )
+    logs.configure_up(run_dir / "logs" / "up.log")
 
-    from qwatch.demo import DemoWorld
+    from qwatch.demo import DEMO_SECONDS, EXPECTED_TRANSITIONS, DemoWorld
     from qwatch.kafka_io import create_topics, make_admin
 
     admin = make_admin(cfg)
@@ -290,10 +420,10 @@ def run(args: argparse.Namespace) -> int:
             webhook_secret=world.webhook_secret,
             journal_since=world.start_serial,
         )
-        print(
-            f"demo: local PyPI at {world.base_url}, OpenSSF replay at {world.repo_path}, "
+        say(
+            "DEMO",
+            f"local PyPI at {world.base_url}, OpenSSF replay at {world.repo_path}, "
             f"webhook receiver at {world.webhook_url}",
-            flush=True,
         )
         _register_inventory(world.lockfile, cfg.bootstrap)
     else:
@@ -310,19 +440,61 @@ def run(args: argparse.Namespace) -> int:
     registry.register(ChildMetrics({s.name: s.metrics_port for s in specs}))
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
-        print(f"metrics: http://127.0.0.1:{metrics_port}/metrics  logs: {run_dir / 'logs'}", flush=True)
+        say("METRICS", f"http://127.0.0.1:{metrics_port}/metrics")
+    say("LOGS", f"{run_dir / 'logs'} (one file per component; this screen shows transitions and status)")
+    say("BROKER", f"recorded in {record}: 'qwatch broker status', 'qwatch tail' and 'qwatch alerts' find it")
     supervisor.start()
-    printer = TransitionPrinter(cfg, Codec(), from_beginning=demo)
-    print("watching; transitions appear below (Ctrl-C to stop)", flush=True)
+    colour = render_mod.colour_enabled(sys.stdout)
+    tally = TransitionTally(
+        Codec(), frozenset(EXPECTED_TRANSITIONS) if demo and not args.churn else frozenset(), colour
+    )
+    printer = TransitionPrinter(cfg, Codec(), from_beginning=demo, tally=tally)
+    urls = {
+        "pypi-journal": plan.xmlrpc_url,
+        "pypi-simple": plan.index_url,
+        "pypi-json": plan.index_url,
+        "openssf": plan.openssf_repo,
+    }
+    board = StatusBoard(specs, urls, run_dir / "logs", args.status_every, colour)
+    say(
+        "WATCHING",
+        "transitions appear below, with a status line per source every "
+        f"{human_duration(args.status_every)} (Ctrl-C to stop)"
+        if args.status_every
+        else "transitions appear below",
+    )
     started = time.monotonic()
+    played: float | None = None
+    next_ready_check = 0.0
+    summarized = False
     try:
         while not stop.is_set:
             supervisor.check()
             printer.poll(args.quiet)
+            board.tick()
+            if world is not None and played is None and time.monotonic() >= next_ready_check:
+                next_ready_check = time.monotonic() + 1.0
+                waited = time.monotonic() - started
+                if board.all_polling() or waited > PLAY_TIMEOUT:
+                    world.play()
+                    played = time.monotonic()
+                    say(
+                        "DEMO",
+                        f"every ingestor is polling (after {human_duration(waited)}): the scripted upstream changes "
+                        f"start now and take {human_duration(DEMO_SECONDS)}",
+                    )
+            late = played is not None and time.monotonic() - played > DEMO_SECONDS + SUMMARY_GRACE
+            if not summarized and world is not None and tally.expected and (tally.scripted_done or late):
+                summarized = True
+                time.sleep(1.0)  # let the last webhook land before counting them
+                printer.poll(args.quiet)
+                since = played if played is not None else started
+                say("SUMMARY", demo_summary(tally, len(world.webhook_received), time.monotonic() - since))
+                board.tick(force_status=True)
             if args.duration and time.monotonic() - started > args.duration:
                 break
     finally:
-        print("stopping: asking every component to finish its batch and flush...", flush=True)
+        say("STOPPING", "asking every component to finish its batch and flush...")
         codes = supervisor.stop()
         printer.poll(args.quiet)
         printer.close()
@@ -330,9 +502,10 @@ def run(args: argparse.Namespace) -> int:
             world.stop()
         if broker is not None:
             broker.stop()
+        upstate.clear(env)
         restarts = {k: v for k, v in supervisor.restarts.items() if v}
-        print(
-            f"stopped. exit codes: {codes}; restarts: {restarts or 'none'}; transitions seen: {printer.seen}",
-            flush=True,
+        say(
+            "STOPPED",
+            f"exit codes: {codes}; restarts: {restarts or 'none'}; transitions seen: {printer.seen}",
         )
     return 0

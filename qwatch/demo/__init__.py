@@ -22,6 +22,7 @@ import git
 
 from qwatch.fakepypi import FakePyPI, Fault
 from qwatch.fakepypi.timeline import DEMO_TIMELINE, install_demo
+from qwatch.logs import screen_line, show
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ FAULTS = (
     (11.0, Fault(kind="429", path_prefix="/pypi", count=1, retry_after=1.0)),
 )
 """Upstream misbehaviour the demo shows surviving: retried, counted, dead-lettered, never a false verdict."""
+
+FAULT_NOTES = "two 503s on a project page, a truncated page, a 429 with Retry-After"
+"""The faults above in words, for the demo's closing summary."""
 
 EXPECTED_TRANSITIONS = (
     ("YANKED", "demo"),
@@ -96,9 +100,13 @@ class DemoWorld:
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     webhook_received: list[dict[str, Any]] = field(default_factory=list)
     _receiver: ThreadingHTTPServer | None = None
+    _commits: list[str] = field(default_factory=list)
+    _playing: bool = False
 
     def start(self) -> None:
-        """Serve the local PyPI, lay out the replay repository, and start both timelines."""
+        """Serve the local PyPI, lay out the replay repository and the webhook receiver; ``play`` starts the
+        timelines (``qwatch up`` calls it once its ingestors are polling, so a slow start never makes them miss the
+        beginning of the script, which then arrives as one collapsed change)."""
         install_demo(self.pypi)
         for name, releases in EXTRA_PROJECTS.items():
             self.pypi.add_project(name, releases)
@@ -109,9 +117,16 @@ class DemoWorld:
         self.watch_file.write_text("".join(f"{n}\n" for n in names))
         self.lockfile = self.run_dir / "requirements.txt"
         self.lockfile.write_text(DEMO_LOCKFILE)
-        commits = self._prepare_repo()
-        self.base_commit = commits[0]
+        self._commits = self._prepare_repo()
+        self.base_commit = self._commits[0]
         self._start_receiver()
+
+    def play(self) -> None:
+        """Start the scripted timelines (once)."""
+        if self._playing:
+            return
+        self._playing = True
+        commits = self._commits
         faults = [(at, "inject", fault) for at, fault in FAULTS]
         self._threads.append(self.pypi.run_timeline(sorted([*DEMO_TIMELINE, *faults], key=lambda step: step[0])))
         self._spawn(self._replay_ossf, commits[1:])
@@ -140,10 +155,12 @@ class DemoWorld:
                     event = json.loads(body)
                     received.append(event)
                     data = event.get("data", {})
-                    print(
-                        f"webhook: signed alert for {data.get('project')}: {data.get('kind')} "
-                        f"{data.get('package')} via {' > '.join(data.get('path', []))}",
-                        flush=True,
+                    show(
+                        screen_line(
+                            "WEBHOOK",
+                            f"signed alert for {data.get('project')}: {data.get('kind')} {data.get('package')} "
+                            f"via {' > '.join(data.get('path', []))}",
+                        )
                     )
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature fixed by http.server

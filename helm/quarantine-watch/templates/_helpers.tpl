@@ -188,19 +188,33 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
-{{- with .Values.priorityClassName }}
+{{- end -}}
+
+{{/*
+Placement: a component's own nodeSelector, tolerations, affinity, topologySpreadConstraints and priorityClassName
+replace the global ones (a key the component leaves unset inherits the global value). Call with
+(dict "root" $ "component" $component); the topics Job passes an empty component.
+*/}}
+{{- define "qwatch.placement" -}}
+{{- $root := .root -}}
+{{- $c := .component | default dict -}}
+{{- with (hasKey $c "priorityClassName" | ternary $c.priorityClassName $root.Values.priorityClassName) }}
 priorityClassName: {{ . }}
 {{- end }}
-{{- with .Values.nodeSelector }}
+{{- with (hasKey $c "nodeSelector" | ternary $c.nodeSelector $root.Values.nodeSelector) }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.tolerations }}
+{{- with (hasKey $c "tolerations" | ternary $c.tolerations $root.Values.tolerations) }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.affinity }}
+{{- with (hasKey $c "affinity" | ternary $c.affinity $root.Values.affinity) }}
 affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (hasKey $c "topologySpreadConstraints" | ternary $c.topologySpreadConstraints $root.Values.topologySpreadConstraints) }}
+topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
