@@ -34,7 +34,7 @@ from chaos_support import ChaosWorld, KillPlan, Pipeline, reconcile, run_chaos, 
 
 from qwatch.broker import LocalBroker  # noqa: E402
 from qwatch.config import KafkaConfig  # noqa: E402
-from qwatch.kafka_io import create_topics, make_admin  # noqa: E402
+from qwatch.kafka.io import create_topics, make_admin  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "chaos.json"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from processors.core import step
 from processors.draft import JOURNAL
-from processors.state import PackageStateRecord, state_key
 from qwatch import events, ids
+from qwatch.events.state import PackageStateRecord, state_key
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
 from qwatch.sinks import Delivery

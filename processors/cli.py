@@ -13,9 +13,9 @@ from processors.store import FileStateStore, StateFileError
 from processors.tuning import tune_gc
 from qwatch import config as cfgmod
 from qwatch import ids
+from qwatch.events.topics import OBSERVATIONS
 from qwatch.runtime import Runtime, StopFlag, UsageError, add_common, build_runtime
 from qwatch.sinks import Sink, parse_endpoint
-from qwatch.topics import OBSERVATIONS
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ transition with its own before/after.
 
 from __future__ import annotations
 
-from processors.state import ACTIVE, ARCHIVED, QUARANTINED, REMOVED, UNKNOWN
+from qwatch.events.state import ACTIVE, ARCHIVED, QUARANTINED, REMOVED, UNKNOWN
 
 K_QUARANTINED = "QUARANTINED"
 K_CLEARED = "CLEARED"

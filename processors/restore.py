@@ -16,12 +16,12 @@ from kafka import TopicPartition
 from processors.batch import Batch
 from processors.draft import JOURNAL
 from processors.prefilter import JournalPrefilter
-from processors.state import PackageStateRecord, state_key
-from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import make_consumer
+from qwatch.events.codec import Codec, SchemaError
+from qwatch.events.state import PackageStateRecord, state_key
+from qwatch.events.topics import OBSERVATIONS, STATE
+from qwatch.kafka.io import make_consumer
 from qwatch.sinks import Delivery
-from qwatch.topics import OBSERVATIONS, STATE
 
 logger = logging.getLogger(__name__)
 

@@ -42,16 +42,16 @@ from processors.config import ProcessorConfig
 from processors.inflight import BackgroundCommit
 from processors.partitions import Partition, checkpoint_metadata, parse_checkpoint
 from processors.prefilter import JournalPrefilter
-from processors.state import PackageStateRecord
 from processors.tuning import IdleCollector, settle_after_restore
 from qwatch import ids
-from qwatch.codec import Codec, SchemaError
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import TransactionalAppender, make_consumer, make_producer
+from qwatch.events.codec import Codec, SchemaError
+from qwatch.events.state import PackageStateRecord
+from qwatch.events.topics import DEADLETTER, OBSERVATIONS, STATE, TRANSITIONS, WATCH, key_of
+from qwatch.kafka.io import TransactionalAppender, make_consumer, make_producer
 from qwatch.metrics import Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import Delivery
-from qwatch.topics import DEADLETTER, OBSERVATIONS, STATE, TRANSITIONS, WATCH, key_of
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from processors import kinds as k
-from processors.state import ReportRecord
+from qwatch.events.state import ReportRecord
 
 LEVELS = ("low", "medium", "high", "critical")
 

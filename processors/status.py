@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from processors import kinds, timeline
 from processors.draft import JOURNAL, Draft, Pending
-from processors.state import (
+from qwatch import events
+from qwatch.events.state import (
     ACTIVE,
     ARCHIVED,
     FLOATING_RANK,
@@ -21,7 +22,6 @@ from processors.state import (
     Sighting,
     StatusPoint,
 )
-from qwatch import events
 
 PAGE_STATUS = {"active": ACTIVE, "deprecated": ACTIVE, "archived": ARCHIVED, "quarantined": QUARANTINED}
 """PEP 792 markers → our statuses. PyPI never emits 'deprecated'; if an index does, the project still installs."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from processors.state import PackageStateRecord, state_key
-from qwatch.codec import Codec, SchemaError
+from qwatch.events.codec import Codec, SchemaError
+from qwatch.events.state import PackageStateRecord, state_key
 from qwatch.sinks import atomic_write
 
 FORMAT = "qwatch-processor-state/1"

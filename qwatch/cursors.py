@@ -14,12 +14,12 @@ from typing import Protocol
 
 from kafka import KafkaProducer
 
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
 from qwatch.events import Cursor
-from qwatch.kafka_io import KafkaSink, read_topic
+from qwatch.events.codec import Codec
+from qwatch.events.topics import CURSORS
+from qwatch.kafka.io import KafkaSink, read_topic
 from qwatch.sinks import atomic_write
-from qwatch.topics import CURSORS
 
 
 class CursorStore(Protocol):

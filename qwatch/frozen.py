@@ -7,7 +7,7 @@ of the opcodes it ran (bench/processor_bench.py). Storing through each slot's me
 in half the time. The class stays a frozen dataclass in every other respect: same signature and defaults, same
 ``__eq__``/``__hash__``/``__repr__``, and assignment after construction still raises ``FrozenInstanceError``.
 
-This module imports nothing from qwatch, so any record module (``processors.state`` included) can use it.
+This module imports nothing from qwatch, so any record module (``qwatch.events.state`` included) can use it.
 """
 
 from __future__ import annotations

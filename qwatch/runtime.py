@@ -18,9 +18,9 @@ from typing import Any
 from qwatch import config as cfgmod
 from qwatch import logs
 from qwatch.broker import LocalBroker, default_cache_dir
-from qwatch.codec import Codec
 from qwatch.config import ConfigError, KafkaConfig
 from qwatch.cursors import CursorStore, FileCursorStore, KafkaCursorStore
+from qwatch.events.codec import Codec
 from qwatch.metrics import Metrics
 from qwatch.sinks import JsonlSink, JsonlSource, Sink, Source, parse_endpoint
 
@@ -127,7 +127,7 @@ class Runtime:
         kind, path = parse_endpoint(spec or self.args.sink, "--sink")
         if kind == "jsonl":
             return JsonlSink(path, self.codec)
-        from qwatch.kafka_io import KafkaSink, make_producer
+        from qwatch.kafka.io import KafkaSink, make_producer
 
         return KafkaSink(make_producer(self.kafka, **producer_overrides), self.codec)
 
@@ -140,14 +140,14 @@ class Runtime:
         kind, path = parse_endpoint(self.args.source, "--source")
         if kind == "jsonl":
             return JsonlSource(path, self.codec)
-        from qwatch.kafka_io import KafkaSource, make_consumer
+        from qwatch.kafka.io import KafkaSource, make_consumer
 
         return KafkaSource(make_consumer(self.kafka, group_id, *topics, **consumer_overrides), self.codec)
 
     def cursor_store(self) -> CursorStore:
         """Kafka cursors with a Kafka sink, files in ``--state-dir`` otherwise (which is then required)."""
         if self.sink_is_kafka() and self.common.state_dir is None:
-            from qwatch.kafka_io import make_producer
+            from qwatch.kafka.io import make_producer
 
             return KafkaCursorStore(self.kafka, make_producer(self.kafka), self.codec)
         return FileCursorStore(self.require_state_dir())

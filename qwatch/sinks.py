@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from qwatch.codec import Codec, SchemaError
+from qwatch.events.codec import Codec, SchemaError
 
 
 class PublishError(Exception):

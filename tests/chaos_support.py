@@ -29,17 +29,16 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from qwatch.codec import Codec
-from qwatch.commands.up import Plan, child_specs
+from app.supervisor import Supervisor
+from app.up import Plan, child_specs
 from qwatch.config import KafkaConfig
 from qwatch.events import Cursor, DeadLetter, Transition
-from qwatch.fakepypi import FakePyPI, Fault
-from qwatch.kafka_io import make_admin, make_consumer, read_topic
-from qwatch.supervisor import Supervisor
-from qwatch.topics import ALERTS, CURSORS, DEADLETTER, INVENTORY, OBSERVATIONS, TRANSITIONS
-from subscribers import routes as _routes  # noqa: F401 - registers the Alert and InventoryRecord topics
-from subscribers.matching import match
-from subscribers.records import Alert, InventoryRecord
+from qwatch.events.codec import Codec
+from qwatch.events.outputs import Alert, InventoryRecord
+from qwatch.events.topics import ALERTS, CURSORS, DEADLETTER, INVENTORY, OBSERVATIONS, TRANSITIONS
+from qwatch.kafka.io import make_admin, make_consumer, read_topic
+from subscribers.alerts.matching import match
+from testing.fakepypi import FakePyPI, Fault
 
 Identity = tuple[str, str, str | None]
 """What a transition is about: (kind, package, version or report id). Counted as a multiset: a project can be

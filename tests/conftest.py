@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, settings
 from kafka.admin import NewTopic
 
 from qwatch.broker import LocalBroker
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import create_topics, make_admin
+from qwatch.events.codec import Codec
+from qwatch.kafka.io import create_topics, make_admin
 
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("nightly", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from app.render import render
 from qwatch import events
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
+from qwatch.events.outputs import Alert, InventoryRecord
 from qwatch.metrics import Metrics
-from qwatch.render import render
 from qwatch.sinks import MemorySink
-from subscribers.alerts import AlertService
-from subscribers.facts import ReportFact
-from subscribers.inventory import build_record, latest, removal, watch_requests
-from subscribers.lockfiles import load
-from subscribers.matching import CurrentState, alert_id, match
-from subscribers.records import Alert, InventoryRecord
+from subscribers.alerts.core import AlertService
+from subscribers.alerts.matching import CurrentState, alert_id, match
+from subscribers.gate.facts import ReportFact
+from subscribers.inventory.core import build_record, latest, removal, watch_requests
+from subscribers.inventory.lockfiles import load
 
 LOCK = Path(__file__).parent / "fixtures" / "lockfiles" / "uv" / "uv.lock"
 NOW = 1_800_000_000_000

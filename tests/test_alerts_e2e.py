@@ -22,14 +22,14 @@ import pytest
 from kafka import TopicPartition
 
 from qwatch.broker import LocalBroker
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
-from qwatch.fakepypi import FakePyPI
-from qwatch.kafka_io import make_admin, make_consumer, read_topic
-from qwatch.topics import ALERTS, TRANSITIONS
-from subscribers.lockfiles import load
-from subscribers.records import Alert
-from subscribers.webhook import verify_signature
+from qwatch.events.codec import Codec
+from qwatch.events.outputs import Alert
+from qwatch.events.topics import ALERTS, TRANSITIONS
+from qwatch.kafka.io import make_admin, make_consumer, read_topic
+from subscribers.alerts.webhook import verify_signature
+from subscribers.inventory.lockfiles import load
+from testing.fakepypi import FakePyPI
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lockfiles"
 QWATCH = str(Path(sys.executable).with_name("qwatch"))
@@ -216,8 +216,8 @@ def test_a_new_group_starts_where_the_start_read_ended_and_skips_nothing(
     resumes from its commit."""
     from test_alerts import transition
 
-    from qwatch.kafka_io import KafkaSink, make_producer, read_topic_to_end
-    from subscribers.alerts_cli import _start_new_partitions
+    from qwatch.kafka.io import KafkaSink, make_producer, read_topic_to_end
+    from subscribers.alerts.cli import _start_new_partitions
 
     cfg = KafkaConfig(bootstrap=fresh_broker().bootstrap)
 

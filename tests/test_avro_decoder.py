@@ -1,4 +1,4 @@
-"""``qwatch.avro_decoder``: Avro's long decoding at every size, what it refuses that fastavro would read, and the
+"""``qwatch.events.avro_decoder``: Avro's long decoding at every size, what it refuses that fastavro would read, and the
 fallback for what the generator does not handle. (The comparison with fastavro over every record type is in
 test_fuzz_codec.py.)"""
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from qwatch.avro_decoder import compile_decoder, read_long
-from qwatch.avro_encoder import compile_encoder, zigzag_varint
+from qwatch.events.avro_decoder import compile_decoder, read_long
+from qwatch.events.avro_encoder import compile_encoder, zigzag_varint
 
 
 @dataclass(frozen=True, slots=True)

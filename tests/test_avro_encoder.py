@@ -1,5 +1,6 @@
-"""``qwatch.avro_encoder``: Avro's long encoding at every size, and the fallback to fastavro for what the generator
-does not handle. (The byte-for-byte comparison with fastavro over every record type is in test_fuzz_codec.py.)"""
+"""``qwatch.events.avro_encoder``: Avro's long encoding at every size, and the fallback to fastavro for what the
+generator does not handle. (The byte-for-byte comparison with fastavro over every record type is in
+test_fuzz_codec.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import fastavro
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from qwatch.avro_encoder import compile_encoder, zigzag_varint
+from qwatch.events.avro_encoder import compile_encoder, zigzag_varint
 
 LONG = fastavro.parse_schema({"type": "record", "name": "L", "fields": [{"name": "n", "type": "long"}]})
 

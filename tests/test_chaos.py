@@ -33,7 +33,7 @@ from chaos_support import (
 )
 
 from qwatch.broker import LocalBroker
-from qwatch.fakepypi import Fault, FaultKind
+from testing.fakepypi import Fault, FaultKind
 
 pytestmark = pytest.mark.kafka
 

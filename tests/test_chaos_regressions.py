@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from processors.core import step
-from processors.samples import T0, journal, page
-from processors.state import PackageStateRecord
 from qwatch import events
+from qwatch.events.state import PackageStateRecord
+from testing.samples import T0, journal, page
 
 P = "chaos-023"
 NOW = T0 + 3_600_000

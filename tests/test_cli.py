@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from qwatch.cli import build_parser, main
+from app.cli import build_parser, main
 
 
 def _all_parsers(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qwatch import events
-from qwatch.codec import MAGIC, Codec, SchemaError, crc64_avro
+from qwatch.events.codec import MAGIC, Codec, SchemaError, crc64_avro
 
 CURSOR = events.Cursor(component="openssf:demo", value="629cb43c", updated_at=1767323045000, upstream_time=None)
 TRANSITION = events.Transition(

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qwatch.fakepypi import DEMO_TIMELINE, FakePyPI, Fault, fake_sha256, install_demo
-from qwatch.fakepypi.__main__ import build_parser
-from qwatch.fakepypi.render import dumps, etag, select_content_type
-from qwatch.fakepypi.versions import version_key
+from testing.fakepypi import DEMO_TIMELINE, FakePyPI, Fault, fake_sha256, install_demo
+from testing.fakepypi.__main__ import build_parser
+from testing.fakepypi.render import dumps, etag, select_content_type
+from testing.fakepypi.versions import version_key
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared" / "pypi-pages"
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -917,7 +917,7 @@ def test_cli_help_and_serving() -> None:
     help_text = build_parser().format_help()
     assert "--demo-timeline" in help_text and "--port" in help_text
     process = subprocess.Popen(
-        [sys.executable, "-m", "qwatch.fakepypi", "--port", "0", "--demo-timeline", "--speed", "100"],
+        [sys.executable, "-m", "testing.fakepypi", "--port", "0", "--demo-timeline", "--speed", "100"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 from cli_support import qwatch, read_jsonl
 
-from processors.samples import journal
-from processors.state import PackageStateRecord
 from processors.store import FileStateStore
 from qwatch import ids
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
+from qwatch.events.state import PackageStateRecord
 from qwatch.sinks import JsonlSink
+from testing.samples import journal
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATES = (

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qwatch import events
-from qwatch.codec import MAGIC, Codec, SchemaError
+from qwatch.events.codec import MAGIC, Codec, SchemaError
 from qwatch.sinks import JsonlSink, JsonlSource
 
 CODEC = Codec()
@@ -129,7 +129,7 @@ def _fastavro_body(value: Any) -> bytes:
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_generated_encoders_write_what_fastavro_writes(cls: type, data: st.DataObject) -> None:
-    """qwatch.avro_encoder against fastavro, byte for byte, for every valid record of every type."""
+    """qwatch.events.avro_encoder against fastavro, byte for byte, for every valid record of every type."""
     value = data.draw(record(cls))
     assert CODEC.encode(value)[10:] == _fastavro_body(value)
 
@@ -138,7 +138,7 @@ def test_generated_encoders_write_what_fastavro_writes(cls: type, data: st.DataO
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_generated_decoders_read_what_fastavro_reads(cls: type, data: st.DataObject) -> None:
-    """qwatch.avro_decoder against fastavro: fastavro's own bytes for every valid record of every type give the
+    """qwatch.events.avro_decoder against fastavro: fastavro's own bytes for every valid record of every type give the
     same instance through both readers (and trailing bytes are ignored by both, as Avro bodies carry no length)."""
     value = data.draw(record(cls))
     encoded = MAGIC + CODEC.fingerprint(cls.SCHEMA) + _fastavro_body(value)  # type: ignore[attr-defined]

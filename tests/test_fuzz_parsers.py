@@ -22,8 +22,8 @@ from ingestors.pypi.parse_root import _anchors, parse_root_html, parse_root_json
 from ingestors.pypi.parse_xmlrpc import parse_changelog
 from qwatch.pypi.errors import PyPIParseError
 from qwatch.pypi.pages import parse_project_html, parse_project_json
-from subscribers.lockfiles import LockfileError, requirements
-from subscribers.lockfiles.poetry import direct_names_from_pyproject
+from subscribers.inventory.lockfiles import LockfileError, requirements
+from subscribers.inventory.lockfiles.poetry import direct_names_from_pyproject
 
 BODY_BYTES = 120_000
 TIME_LIMIT = 2.0

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from qwatch import events
 from qwatch.http import HttpConfig, PoliteClient
 from qwatch.metrics import Metrics
-from subscribers.facts import PackageFacts, vkey
-from subscribers.kafka_facts import from_state, from_transitions
-from subscribers.pypi_facts import PyPIFacts, json_api_base
+from subscribers.gate.facts import PackageFacts, vkey
+from subscribers.gate.facts_kafka import from_state, from_transitions
+from subscribers.gate.facts_pypi import PyPIFacts, json_api_base
 
 PAGE = {  # an api-version 1.0 page: no upload-time, no versions list
     "meta": {"api-version": "1.0"},
@@ -140,9 +140,9 @@ def test_facts_from_processor_state_and_transitions() -> None:
 def test_broker_mode_keeps_a_reported_package_no_pypi_source_has_seen(mirror: tuple[str, list[str]]) -> None:
     """A package the processor knows only from an OpenSSF report (status unknown) used to be dropped from the facts;
     the gate then asked the index, which said "active", and passed it. Now the index is asked and the report kept."""
-    from subscribers.gate import run_gate
-    from subscribers.lockfiles import Inventory, LockedPackage, PackageSource
-    from subscribers.soak import SoakPolicy
+    from subscribers.gate.compose import run_gate
+    from subscribers.gate.soak import SoakPolicy
+    from subscribers.inventory.lockfiles import Inventory, LockedPackage, PackageSource
 
     reported = events.PackageStateRecord(
         "PyPI",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from qwatch.fakepypi import FakePyPI
+from testing.fakepypi import FakePyPI
 
 QWATCH = [sys.executable, "-m", "qwatch"]
 HEAD_TIME = "2024-11-12T04:25:43Z"

@@ -1,5 +1,5 @@
-"""subscribers.feed: the OpenSSF feed read directly by the gate, on real git (work trees, bare clones, file:// URLs)
-and real zips built from the sample bundle's OSV records. Nothing about git is mocked.
+"""subscribers.gate.feed: the OpenSSF feed read directly by the gate, on real git (work trees, bare clones,
+file:// URLs) and real zips built from the sample bundle's OSV records. Nothing about git is mocked.
 
 Expectations for the sample bundle come from ``shared/fixtures/ossf-sample/MANIFEST.md`` and ``expected/``.
 """
@@ -18,7 +18,7 @@ import pytest
 
 from qwatch.ids import parse_rfc3339_ms
 from qwatch.osv_ranges import IN_RANGE, LISTED, MALFORMED, NOT_AFFECTED, UNPARSEABLE_EVENT, UNSUPPORTED_RANGE
-from subscribers.feed import FEEDS_DIR, Feed, FeedError, FeedReport, FeedStale, load_feed
+from subscribers.gate.feed import FEEDS_DIR, Feed, FeedError, FeedReport, FeedStale, load_feed
 
 SAMPLE_FIRST = "757d548dda90cb931d4e944c9e022aad40789c3e"
 SAMPLE_HEAD = "629cb43c1061fe520ecffcadc7da4e3417cfa245"

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qwatch.cli import main
+from app.cli import main
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 

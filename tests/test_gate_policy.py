@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from subscribers.facts import PackageFacts, ReportFact, Unverified, vkey, vkeys
-from subscribers.lockfiles import Inventory, LockedPackage, PackageSource
-from subscribers.policy import Sources, evaluate
-from subscribers.soak import SoakPolicy, format_duration, parse_duration
+from subscribers.gate.facts import PackageFacts, ReportFact, Unverified, vkey, vkeys
+from subscribers.gate.policy import Sources, evaluate
+from subscribers.gate.soak import SoakPolicy, format_duration, parse_duration
+from subscribers.inventory.lockfiles import Inventory, LockedPackage, PackageSource
 
 HOUR = 3600 * 1000
 NOW = 1_800_000_000_000

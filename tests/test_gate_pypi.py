@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from qwatch.cli import main
-from qwatch.fakepypi import FakePyPI, Fault
-from subscribers.lockfiles import Inventory, load
+from app.cli import main
+from subscribers.inventory.lockfiles import Inventory, load
+from testing.fakepypi import FakePyPI, Fault
 
 GENERATED = Path(__file__).parent / "fixtures" / "lockfiles"
 FORMATS = {

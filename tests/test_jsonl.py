@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qwatch import events
-from qwatch.codec import Codec
 from qwatch.cursors import FileCursorStore
+from qwatch.events.codec import Codec
 from qwatch.sinks import JsonlSink, JsonlSource, PublishError, parse_endpoint
 
 ROW = events.JournalEntryObserved("id1", "pypi-journal", "PyPI", "demo", 1, 2, "remove project", None, 7, 2, "Demo")

@@ -10,13 +10,14 @@ from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.partitioner.default import murmur2
 
-from qwatch import events, topics
+from qwatch import events
 from qwatch.broker import LocalBroker
-from qwatch.codec import SCHEMA_HEADER, Codec
 from qwatch.config import KafkaConfig
 from qwatch.cursors import FileCursorStore, KafkaCursorStore
+from qwatch.events import topics
+from qwatch.events.codec import SCHEMA_HEADER, Codec
 from qwatch.ids import event_id, now_ms
-from qwatch.kafka_io import (
+from qwatch.kafka.io import (
     KafkaSink,
     KafkaSource,
     TransactionalAppender,

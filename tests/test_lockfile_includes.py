@@ -1,7 +1,7 @@
 """requirements.txt includes (``-r``/``-c``): followed as pip follows them, or recorded as unverified, never dropped.
 
-Every test here reads real files through :func:`subscribers.lockfiles.load`, which is what ``qwatch gate --lock``
-does. Before includes were followed, ``-r base.txt`` made everything in base.txt vanish from the inventory and
+Every test here reads real files through :func:`subscribers.inventory.lockfiles.load`, which is what ``qwatch gate
+--lock`` does. Before includes were followed, ``-r base.txt`` made everything in base.txt vanish from the inventory and
 the gate passed a lockfile it had not checked.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from subscribers.lockfiles import Inventory, LockfileError, PackageSource, load, parse_text, requirements
-from subscribers.lockfiles.requirements import MAX_INCLUDED_FILES
+from subscribers.inventory.lockfiles import Inventory, LockfileError, PackageSource, load, parse_text, requirements
+from subscribers.inventory.lockfiles.requirements import MAX_INCLUDED_FILES
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> None:

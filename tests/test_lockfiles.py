@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from subscribers.lockfiles import (
+from subscribers.inventory.lockfiles import (
     MAX_BYTES,
     Inventory,
     LockfileError,

@@ -18,7 +18,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from subscribers.lockfiles import Inventory, LockfileError, normalize, pipfile, poetry, pylock, requirements, uv
+from subscribers.inventory.lockfiles import (
+    Inventory,
+    LockfileError,
+    normalize,
+    pipfile,
+    poetry,
+    pylock,
+    requirements,
+    uv,
+)
 
 Parser = Callable[[str, str], Inventory]
 

@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from subscribers.lockfiles import Inventory, PackageSource, pipfile, poetry, pylock, requirements, uv
-from subscribers.lockfiles.model import MAX_PROBLEMS
+from subscribers.inventory.lockfiles import Inventory, PackageSource, pipfile, poetry, pylock, requirements, uv
+from subscribers.inventory.lockfiles.model import MAX_PROBLEMS
 
 
 def kinds(inventory: Inventory) -> dict[str, str]:

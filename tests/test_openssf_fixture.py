@@ -163,7 +163,7 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if not k.startswith("QWATCH_")}
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "qwatch.cli", "ingest", "openssf", *args],
+        [sys.executable, "-m", "app.cli", "ingest", "openssf", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingestors.openssf.osv import ParsedReport, Pending, ReportParseError, parse_report
-from qwatch.codec import Codec
 from qwatch.events import ReportObserved
+from qwatch.events.codec import Codec
 
 CODEC = Codec()
 

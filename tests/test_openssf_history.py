@@ -40,9 +40,9 @@ from ingestors.openssf.gitsource import GitSource
 from ingestors.openssf.index import ReportIndex
 from ingestors.openssf.service import OpenSSFService
 from processors.core import step
-from processors.state import PackageStateRecord
 from qwatch.cursors import FileCursorStore
 from qwatch.events import ReportObserved, Transition
+from qwatch.events.state import PackageStateRecord
 from qwatch.metrics import Metrics
 from qwatch.sinks import MemorySink
 
@@ -591,9 +591,9 @@ def oracle(history: Path) -> Oracle:
 
 
 BACK = (40,)
-"""Snapshot this many first-parent commits before the head (2024-12-24), then follow commit by commit to it
-(160 back was a second point here; it costs 15 s and the bench replays everything). The October 2024 mass move (57c1e1b5b, 1,177 commits back) has its own test below; the whole
-history is ``bench/openssf_history.py``."""
+"""Snapshot this many first-parent commits before the head (2024-12-24), then follow commit by commit to it (160 back
+was a second point here; it costs 15 s and the bench replays everything). The October 2024 mass move (57c1e1b5b, 1,177
+commits back) has its own test below; the whole history is ``bench/openssf_history.py``."""
 
 
 @pytest.mark.parametrize("back", BACK)

@@ -15,12 +15,12 @@ import pytest
 from test_openssf_support import WorkRepo, gone, live, osv
 
 from ingestors.openssf.cli import component_name
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
 from qwatch.cursors import KafkaCursorStore
 from qwatch.events import DeadLetter, ReportObserved
-from qwatch.kafka_io import make_producer, read_topic
-from qwatch.topics import DEADLETTER, OBSERVATIONS
+from qwatch.events.codec import Codec
+from qwatch.events.topics import DEADLETTER, OBSERVATIONS
+from qwatch.kafka.io import make_producer, read_topic
 
 
 def _ingest(repo: Path, kafka_cfg: KafkaConfig, cache: Path) -> subprocess.CompletedProcess[str]:
@@ -29,7 +29,7 @@ def _ingest(repo: Path, kafka_cfg: KafkaConfig, cache: Path) -> subprocess.Compl
     cmd = [
         sys.executable,
         "-m",
-        "qwatch.cli",
+        "app.cli",
         "ingest",
         "openssf",
         "--repo",

@@ -62,7 +62,7 @@ COMPONENT_MODULES = (
     "processors.cli",
     "processors.config",
     "subscribers.cli",
-    "subscribers.alerts",
+    "subscribers.alerts.core",
     "subscribers.config",
 )
 """Modules that declare ``@component`` config classes; any other module whose source does is found by a scan."""
@@ -577,7 +577,7 @@ def test_rendered_components_and_commands() -> None:
 
 def test_chart_commands_exist_in_the_cli() -> None:
     """Each Deployment's args parse with the real `qwatch` parser (skips commands not registered yet)."""
-    from qwatch.cli import build_parser
+    from app.cli import build_parser
 
     values = _load_yaml(CHART / "values.yaml")
     parser = build_parser()
@@ -601,7 +601,7 @@ def test_chart_commands_exist_in_the_cli() -> None:
         except SystemExit:
             pytest.fail(f"{name}: `qwatch {' '.join(args)}` does not parse")
     if missing:
-        pytest.skip(f"commands not registered in qwatch.cli yet: {missing}")
+        pytest.skip(f"commands not registered in app.cli yet: {missing}")
 
 
 def test_values_map_one_to_one_onto_env() -> None:

@@ -1,6 +1,6 @@
 """The must-show, end to end on the JSONL pipeline: a removal, a 404 poll, a re-registration and a poll.
 
-Everything is real: the local PyPI (``qwatch.fakepypi``) serves the Simple pages, the JSON API and the XML-RPC
+Everything is real: the local PyPI (``testing.fakepypi``) serves the Simple pages, the JSON API and the XML-RPC
 journal on 127.0.0.1, and every step is a ``qwatch`` subprocess, exactly as an operator would run it::
 
     qwatch ingest pypi-simple  --index-url URL --watch FILE --once --state-dir D --sink jsonl:FILE
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from cli_support import qwatch, read_jsonl
 
-from qwatch.fakepypi import FakePyPI
+from testing.fakepypi import FakePyPI
 
 PROJECT = "demo"
 ALERTING_EXPECTED = {"REMOVED", "RESTORED"}

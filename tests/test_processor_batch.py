@@ -7,11 +7,11 @@ from prometheus_client import CollectorRegistry
 
 from processors import batch as batch_mod
 from processors.batch import Batch
-from processors.samples import T0, journal, page
-from processors.state import PackageStateRecord
 from qwatch import events
+from qwatch.events.state import PackageStateRecord
 from qwatch.metrics import Metrics
 from qwatch.sinks import Delivery
+from testing.samples import T0, journal, page
 
 NOW = T0 + 10_000
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from processors.samples import T0, index, journal, page, report
+from app.cli import main
 from qwatch import events
-from qwatch.cli import main
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
 from qwatch.sinks import JsonlSink
+from testing.samples import T0, index, journal, page, report
 
 CONTRACT_FIELDS = {"type", "event_id", "kind", "ecosystem", "package", "upstream_time", "detected_at"}
 

@@ -9,10 +9,10 @@ import pytest
 
 from processors import kinds
 from processors.core import StepResult, step
-from processors.samples import T0, index, journal, json_api, page, report
-from processors.state import MAX_RUNS, PackageStateRecord
 from qwatch import events
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
+from qwatch.events.state import MAX_RUNS, PackageStateRecord
+from testing.samples import T0, index, journal, json_api, page, report
 
 P = "demo"
 NOW = T0 + 3_600_000

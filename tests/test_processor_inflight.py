@@ -12,7 +12,7 @@ from kafka.errors import KafkaError
 
 from processors.inflight import BackgroundCommit
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import make_consumer, make_producer
+from qwatch.kafka.io import make_consumer, make_producer
 
 pytestmark = pytest.mark.kafka
 

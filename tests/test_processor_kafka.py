@@ -21,16 +21,16 @@ from prometheus_client import CollectorRegistry
 
 from processors.config import ProcessorConfig
 from processors.core import step
-from processors.samples import T0, index, journal, page, report
 from processors.service import ProcessorService
-from processors.state import PackageStateRecord
 from qwatch import events
 from qwatch.broker import LocalBroker
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import KafkaSink, make_consumer, make_producer, read_topic
+from qwatch.events.codec import Codec
+from qwatch.events.state import PackageStateRecord
+from qwatch.events.topics import OBSERVATIONS, STATE, TRANSITIONS, WATCH
+from qwatch.kafka.io import KafkaSink, make_consumer, make_producer, read_topic
 from qwatch.metrics import Metrics
-from qwatch.topics import OBSERVATIONS, STATE, TRANSITIONS, WATCH
+from testing.samples import T0, index, journal, page, report
 
 pytestmark = pytest.mark.kafka
 

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from processors.core import DECIDING_JOURNAL_ACTIONS, step
 from processors.prefilter import JournalPrefilter
-from processors.samples import T0, index, journal, page, report
 from qwatch import events
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
+from testing.samples import T0, index, journal, page, report
 
 CODEC = Codec()
 PREFILTER = JournalPrefilter(CODEC)

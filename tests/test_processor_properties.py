@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.core import step
-from processors.samples import T0, index, journal, json_api, page, report
-from processors.state import PackageStateRecord
 from qwatch import events
+from qwatch.events.state import PackageStateRecord
+from testing.samples import T0, index, journal, json_api, page, report
 
 P = "demo"
 NOW = T0 + 400 * 86_400_000

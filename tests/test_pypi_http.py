@@ -14,7 +14,6 @@ from test_pypi_support import Served, Sleeps, fresh_metrics, polite, sample, ser
 
 from qwatch import config as cfgmod
 from qwatch.config import ConfigError
-from qwatch.fakepypi import Fault
 from qwatch.http import (
     DEFAULT_USER_AGENT,
     ETagCache,
@@ -25,6 +24,7 @@ from qwatch.http import (
     make_http_client,
     parse_retry_after,
 )
+from testing.fakepypi import Fault
 
 
 @pytest.fixture

@@ -16,16 +16,16 @@ from test_pypi_support import Served, Sleeps, fresh_metrics, of_type, polite, sa
 
 from ingestors.pypi.config import JournalIngestConfig
 from ingestors.pypi.journal_ingest import JournalIngestor
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
 from qwatch.cursors import FileCursorStore, KafkaCursorStore
 from qwatch.events import Cursor, DeadLetter, JournalEntryObserved
-from qwatch.fakepypi import FakePyPI, Fault
+from qwatch.events.codec import Codec
+from qwatch.events.topics import OBSERVATIONS
 from qwatch.ids import event_id
-from qwatch.kafka_io import KafkaSink, make_producer, read_topic
+from qwatch.kafka.io import KafkaSink, make_producer, read_topic
 from qwatch.pypi.names import normalize
 from qwatch.sinks import MemorySink, PublishError, Sink
-from qwatch.topics import OBSERVATIONS
+from testing.fakepypi import FakePyPI, Fault
 
 
 @pytest.fixture

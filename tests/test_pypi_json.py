@@ -13,7 +13,7 @@ import pytest
 from test_pypi_support import JsonHarness, Served, of_type, serve_fake
 
 from qwatch.events import DeadLetter, ProjectStatusObserved, ReleasesObserved
-from qwatch.fakepypi import Fault
+from testing.fakepypi import Fault
 
 T0 = 1767323045.5  # 2026-01-02T03:04:05.5Z
 

@@ -18,8 +18,8 @@ from ingestors.pypi.cli_simple import serve
 from ingestors.pypi.config import SimpleIngestConfig
 from ingestors.pypi.state import state_path
 from qwatch.events import DeadLetter, IndexMembershipObserved, ProjectStatusObserved
-from qwatch.fakepypi import Fault
 from qwatch.runtime import StopFlag
+from testing.fakepypi import Fault
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from ingestors.pypi.config import JsonIngestConfig, SimpleIngestConfig
 from ingestors.pypi.json_ingest import JsonIngestor, JsonPassReport
 from ingestors.pypi.simple_ingest import PassReport, SimpleIngestor
 from ingestors.pypi.watchset import WatchSet
-from qwatch.fakepypi import FakePyPI
 from qwatch.http import HttpConfig, PoliteClient, make_http_client
 from qwatch.metrics import Metrics
 from qwatch.sinks import MemorySink
+from testing.fakepypi import FakePyPI
 
 T = TypeVar("T")
 FAST_HTTP = {"timeout": 1.0, "connect_timeout": 1.0, "max_attempts": 3, "backoff_base": 0.01, "backoff_max": 0.05}

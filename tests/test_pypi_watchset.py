@@ -12,10 +12,10 @@ from test_pypi_support import fresh_metrics, sample
 
 from ingestors.pypi.watchfeed import KafkaWatchFeed, apply
 from ingestors.pypi.watchset import WatchSet, read_watch_file, sweep
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
 from qwatch.events import ReportObserved, WatchRequest
-from qwatch.kafka_io import KafkaSink, make_producer
+from qwatch.events.codec import Codec
+from qwatch.kafka.io import KafkaSink, make_producer
 from qwatch.sinks import Delivery
 
 

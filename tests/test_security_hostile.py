@@ -24,6 +24,7 @@ from test_fuzz_codec import ANY_RECORD
 from test_openssf_support import WorkRepo, ingestor, osv
 from test_pypi_support import SimpleHarness
 
+from app.render import render
 from qwatch.events import (
     Cursor,
     DeadLetter,
@@ -33,7 +34,6 @@ from qwatch.events import (
     ReportObserved,
 )
 from qwatch.pypi.names import normalize
-from qwatch.render import render
 
 SERIAL = 900
 FAR_FUTURE_TS = 2**40 - 1
@@ -294,7 +294,7 @@ def test_a_hostile_content_type_is_logged_escaped(caplog: pytest.LogCaptureFixtu
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: repr(n[:12]))
 def test_events_built_from_hostile_names_encode_and_render(name: str) -> None:
     """Each observation type built with the hostile name is schema-valid and renders as one clean line."""
-    from qwatch.codec import Codec
+    from qwatch.events.codec import Codec
 
     codec = Codec()
     built: list[object] = [
@@ -340,7 +340,7 @@ def test_paths_built_from_upstream_values_stay_inside_their_directory(base_dir: 
     from ingestors.openssf.gitsource import mirror_dir
     from ingestors.pypi.state import state_path
     from qwatch.cursors import _file_name
-    from subscribers.http_cache import DiskCache
+    from subscribers.gate.http_cache import DiskCache
 
     paths = [
         base_dir / _file_name(value),

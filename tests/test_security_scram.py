@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import pytest
 from kafka.errors import KafkaError
 
-from qwatch import config, events, topics
+from qwatch import config, events
 from qwatch.broker import LocalBroker
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import KafkaSink, create_topics, make_admin, make_producer, read_topic
+from qwatch.events import topics
+from qwatch.events.codec import Codec
+from qwatch.kafka.io import KafkaSink, create_topics, make_admin, make_producer, read_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -26,10 +26,10 @@ from test_webhook import ALERT
 
 from qwatch import config
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import make_admin, make_producer
+from qwatch.kafka.io import make_admin, make_producer
 from qwatch.logs import PACKAGES, QUIET, configure
 from qwatch.metrics import Metrics
-from subscribers.webhook import WebhookConfig, WebhookSender, make_client, redact_url
+from subscribers.alerts.webhook import WebhookConfig, WebhookSender, make_client, redact_url
 
 PASSWORD = "hunter2-sasl-Pa55word"
 WEBHOOK_SECRET = "whsec-0123456789abcdef"

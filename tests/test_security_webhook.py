@@ -16,8 +16,8 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from qwatch.config import Secret
-from subscribers import webhook
-from subscribers.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+from subscribers.alerts import webhook
+from subscribers.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
 
 SECRET = "whsec-test-key"
 NOW = 1_800_000_000

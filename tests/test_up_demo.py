@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from app.demo import EXPECTED_TRANSITIONS
 from qwatch.broker.local import free_port
-from qwatch.demo import EXPECTED_TRANSITIONS
 
 pytestmark = pytest.mark.kafka
 

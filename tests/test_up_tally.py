@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from test_codec import TRANSITION as CODEC_TRANSITION
 
-from qwatch.codec import Codec
-from qwatch.commands.up import TransitionTally
+from app.up import TransitionTally
+from qwatch.events.codec import Codec
 
 TRANSITION = replace(CODEC_TRANSITION, package="churn-7", summary="churn-7 quarantined")
 

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from qwatch.config import Secret, load
+from qwatch.events.outputs import Alert
 from qwatch.metrics import Metrics
-from subscribers.records import Alert
-from subscribers.webhook import (
+from subscribers.alerts.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookConfig,

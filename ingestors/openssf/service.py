@@ -48,9 +48,9 @@ from ingestors.openssf.osv import (
     is_withdrawn,
     parse_report,
 )
-from qwatch.codec import SchemaError
 from qwatch.cursors import CursorStore
 from qwatch.events import Cursor, DeadLetter, ReportObserved
+from qwatch.events.codec import SchemaError
 from qwatch.ids import event_id, now_ms
 from qwatch.logs import safe
 from qwatch.metrics import Metrics

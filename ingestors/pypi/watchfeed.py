@@ -16,12 +16,12 @@ from kafka import TopicPartition
 
 from ingestors.pypi.emit import ECOSYSTEM
 from ingestors.pypi.watchset import WatchSet
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
 from qwatch.events import ReportObserved, WatchRequest
-from qwatch.kafka_io import KafkaSource, make_consumer
+from qwatch.events.codec import Codec
+from qwatch.events.topics import OBSERVATIONS, WATCH
+from qwatch.kafka.io import KafkaSource, make_consumer
 from qwatch.sinks import Delivery
-from qwatch.topics import OBSERVATIONS, WATCH
 
 logger = logging.getLogger(__name__)
 

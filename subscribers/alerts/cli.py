@@ -1,0 +1,203 @@
+"""``qwatch alerts``: match every transition against every registered inventory; emit alerts, push webhooks.
+
+Kafka wiring around :class:`subscribers.alerts.core.AlertService`:
+- at start, read to their ends (read_committed): inventories, emitted alerts, processor state and transitions
+  (the latter rebuild each package's current state for retroactive checks);
+- follow the inventory and state topics with an unassigned-group consumer from where the start read ended;
+- consume ``qwatch.transitions.v1`` in a consumer group, committing only after alerts are flushed and pushed.
+A brand-new group starts exactly where the start-up read of the transitions topic ended: history before it is
+covered by the retroactive check against current state (instead of paging people about a year of old transitions),
+and a transition published while the group was still joining is matched live, not skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from qwatch import config as cfgmod
+from qwatch import events
+from qwatch.events.outputs import Alert, InventoryRecord
+from qwatch.events.topics import ALERTS, INVENTORY, STATE, TRANSITIONS
+from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
+from qwatch.sinks import Delivery, PublishError
+from subscribers.alerts.core import AlertService
+from subscribers.alerts.matching import SEVERITIES
+from subscribers.alerts.webhook import FORMATS, WebhookConfig, WebhookSender, make_client
+from subscribers.inventory.cli import open_sink
+
+logger = logging.getLogger(__name__)
+_P = "ALERTS_"
+
+
+@cfgmod.component(_P)
+@dataclass(frozen=True)
+class AlertsConfig:
+    """``qwatch alerts`` settings (``QWATCH_ALERTS_*``)."""
+
+    group: str = field(default="qwatch-alerts", metadata={"help": "consumer group on qwatch.transitions.v1"})
+    poll_timeout: float = field(default=1.0, metadata={"help": "seconds per poll of the transitions topic"})
+    startup_timeout: float = field(default=120.0, metadata={"help": "seconds to read the topics at start"})
+    retry_backoff: float = field(default=2.0, metadata={"help": "seconds between retries of a failed publish"})
+
+    def __post_init__(self) -> None:
+        cfgmod.require(bool(self.group), _P, "group", "must not be empty")
+        cfgmod.require(0 < self.poll_timeout <= 60, _P, "poll_timeout", "expected 0 < seconds <= 60")
+        cfgmod.require(0 < self.startup_timeout <= 3600, _P, "startup_timeout", "expected 0 < seconds <= 3600")
+        cfgmod.require(0 <= self.retry_backoff <= 300, _P, "retry_backoff", "expected 0-300 seconds")
+
+
+def register(sub: Any) -> None:
+    """Add ``alerts``."""
+    p = sub.add_parser(
+        "alerts",
+        help="match transitions against registered inventories; emit alerts and push webhooks",
+        description="Consumes qwatch.transitions.v1 and the registered inventories (qwatch.inventory.v1), emits "
+        "Alert events to qwatch.alerts.v1 with the dependency path, and optionally POSTs each alert as a signed "
+        "CloudEvent (or Slack message). A newly registered inventory is checked against current state at once. "
+        "The webhook secret comes from QWATCH_WEBHOOK_SECRET only.",
+    )
+    p.add_argument("--group", default=None, help="consumer group (default qwatch-alerts)")
+    p.add_argument("--once", action="store_true", help="exit once caught up (for cron and tests)")
+    p.add_argument("--webhook-url", default=None, help="POST alerts here (env QWATCH_WEBHOOK_URL)")
+    p.add_argument("--webhook-format", choices=FORMATS, default=None, help="cloudevents (default) or slack")
+    p.add_argument("--min-severity", choices=SEVERITIES, default=None, help="deliver only this severe or worse")
+    add_common(p, sink=True)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start, then serve until stopped (or caught up with --once)."""
+    env = os.environ
+    rt = build_runtime(args, env)
+    cfg = cfgmod.load(AlertsConfig, env, _P, {"group": args.group})
+    wcfg = cfgmod.load(
+        WebhookConfig,
+        env,
+        "WEBHOOK_",
+        {
+            "url": args.webhook_url,
+            "format": args.webhook_format,
+            "min_severity": args.min_severity,
+        },
+    )
+    client = make_client() if wcfg.url else None
+    webhook = WebhookSender(client, wcfg, rt.metrics) if client is not None else None
+    sink = open_sink(rt)
+    try:
+        return _serve(rt, cfg, AlertService(sink, rt.metrics, webhook), args.once, StopFlag().install())
+    finally:
+        sink.close()
+        if client is not None:
+            client.close()
+
+
+def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, stop: StopFlag) -> int:
+    from qwatch.kafka.io import KafkaSource, make_consumer, read_topic_to_end
+
+    kafka, codec = rt.kafka, rt.codec
+    ends: dict[TopicPartition, int] = {}  # where each start-up read stopped: the follower and a new group go on there
+
+    def read(topic: str) -> list[Any]:
+        records, end = read_topic_to_end(kafka, codec, topic, cfg.startup_timeout)
+        ends.update(end)
+        return [d.event for d in records if d.event is not None]
+
+    inventories = [e for e in read(INVENTORY) if isinstance(e, InventoryRecord)]
+    raised = service.start(
+        inventories,
+        [e for e in read(TRANSITIONS) if isinstance(e, events.Transition)],
+        [e for e in read(STATE) if isinstance(e, events.PackageStateRecord)],
+        [e for e in read(ALERTS) if isinstance(e, Alert)],
+    )
+    follow_from = {tp: offset for tp, offset in ends.items() if tp.topic in (INVENTORY, STATE)}
+    logger.info(
+        "alerts: %d inventories, %d packages in current state, %d retroactive alerts at start",
+        len(service.inventories),
+        len(service.state),
+        len(raised),
+    )
+    follower = make_consumer(kafka, None)
+    follower.assign(list(follow_from))
+    for tp, offset in follow_from.items():
+        follower.seek(tp, offset)
+    follow = KafkaSource(follower, codec)
+    source = KafkaSource(make_consumer(kafka, cfg.group, TRANSITIONS, auto_offset_reset="latest"), codec)
+    ready = False
+    try:
+        while not stop.is_set:
+            _drain(follow, service)
+            batch = source.poll(cfg.poll_timeout)
+            if not ready and source.consumer.assignment():
+                if _start_new_partitions(source.consumer, ends):
+                    batch = []  # polled from "latest" before the seek: the same records come again from the seek
+                if not batch:
+                    # ...and records it: uncommitted, a restart before the first transition would start at the
+                    # (new) end again and never alert on what was published while it was down. With a batch in
+                    # hand, the commit after handling it records the start instead.
+                    source.commit()
+                ready = True
+                logger.info("alerts: ready (group %s, partitions %d)", cfg.group, len(source.consumer.assignment()))
+            if batch:
+                if not _handle(batch, service, cfg, stop):
+                    return 1
+                source.commit()
+            elif once and ready:
+                return 0
+    finally:
+        source.close()
+        follow.close()
+    return 0
+
+
+def _start_new_partitions(consumer: KafkaConsumer, history_end: Mapping[TopicPartition, int]) -> bool:
+    """Seek each assigned partition the group has never committed to where the start-up read ended (the
+    beginning, for a partition that read did not see); True if any seek happened."""
+    moved = False
+    for tp in consumer.assignment():
+        if consumer.committed(tp) is None:
+            consumer.seek(tp, history_end.get(tp, 0))
+            moved = True
+        else:
+            consumer.position(tp)
+    return moved
+
+
+def _drain(follow: Any, service: AlertService) -> None:
+    """Apply every inventory and state record that arrived since the last loop."""
+    while True:
+        batch: list[Delivery] = follow.poll(0.05)
+        if not batch:
+            return
+        for d in batch:
+            if isinstance(d.event, InventoryRecord):
+                service.on_inventory(d.event)
+            elif isinstance(d.event, events.PackageStateRecord):
+                service.on_state(d.event)
+            elif d.error is not None:
+                service.deadletter(d)
+
+
+def _handle(batch: list[Delivery], service: AlertService, cfg: AlertsConfig, stop: StopFlag) -> bool:
+    """Process a batch until its alerts are durable; False if stopped first (offsets then stay uncommitted)."""
+    for d in batch:
+        if d.error is not None:
+            service.deadletter(d)
+    transitions = [d.event for d in batch if isinstance(d.event, events.Transition)]
+    while True:
+        try:
+            service.on_transitions(transitions)
+            return True
+        except PublishError as exc:
+            logger.warning("alerts: publish failed (%s); retrying in %.1fs", exc, cfg.retry_backoff)
+            if stop.wait(cfg.retry_backoff):
+                return False
+
+
+__all__ = ["AlertsConfig", "register", "run"]
