@@ -234,11 +234,11 @@ def worker(repo: Path, state: Path) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from ingestors.openssf.config import OpenSSFConfig
-    from ingestors.openssf.gitsource import GitSource
     from ingestors.openssf.index import ReportIndex
     from ingestors.openssf.service import OpenSSFService
     from qwatch.cursors import FileCursorStore
     from qwatch.metrics import Metrics
+    from qwatch.openssf.gitsource import GitSource
 
     metrics = Metrics(CollectorRegistry())
     cursors = FileCursorStore(state)

@@ -13,9 +13,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingestors.openssf.osv import ParsedReport, Pending, ReportParseError, parse_report
 from qwatch.events import ReportObserved
 from qwatch.events.codec import Codec
+from qwatch.openssf.osv import ParsedReport, Pending, ReportParseError, parse_report
 
 CODEC = Codec()
 

@@ -36,7 +36,6 @@ from packaging.utils import canonicalize_name
 from prometheus_client import CollectorRegistry
 
 from ingestors.openssf.config import OpenSSFConfig
-from ingestors.openssf.gitsource import GitSource
 from ingestors.openssf.index import ReportIndex
 from ingestors.openssf.service import OpenSSFService
 from processors.core import step
@@ -44,6 +43,7 @@ from qwatch.cursors import FileCursorStore
 from qwatch.events import ReportObserved, Transition
 from qwatch.events.state import PackageStateRecord
 from qwatch.metrics import Metrics
+from qwatch.openssf.gitsource import GitSource
 from qwatch.sinks import MemorySink
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from test_openssf_support import COMPONENT, WorkRepo, gone, ingestor, live, osv
 
-from ingestors.openssf.classify import Location, classify_one
-from ingestors.openssf.osv import AffectedPackage, ParsedReport, parse_report
 from qwatch.events import ReportObserved
 from qwatch.ids import event_id
+from qwatch.openssf.classify import Location, classify_one
+from qwatch.openssf.osv import AffectedPackage, ParsedReport, parse_report
 
 A, B, C = "MAL-2026-301", "MAL-2026-302", "MAL-2026-303"
 W_AT = "2026-02-01T00:00:00Z"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestors.openssf.classify import Location, classify, classify_one, effective
-from ingestors.openssf.osv import (
+from qwatch.openssf.classify import Location, classify, classify_one, effective
+from qwatch.openssf.osv import (
     ParsedReport,
     Pending,
     ReportParseError,

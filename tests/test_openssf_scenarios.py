@@ -11,11 +11,11 @@ import pytest
 from test_openssf_support import COMPONENT, FailingSink, WorkRepo, gone, ingestor, live, osv
 
 from ingestors.openssf import service
-from ingestors.openssf.gitsource import GitSourceError
 from ingestors.openssf.service import Progress
 from qwatch.cursors import FileCursorStore
 from qwatch.events import Cursor
 from qwatch.ids import event_id
+from qwatch.openssf.gitsource import GitSourceError
 from qwatch.runtime import StopFlag
 from qwatch.sinks import MemorySink, PublishError
 

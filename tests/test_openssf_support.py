@@ -17,12 +17,12 @@ import git
 from prometheus_client import CollectorRegistry
 
 from ingestors.openssf.config import OpenSSFConfig
-from ingestors.openssf.gitsource import GitSource
 from ingestors.openssf.index import ReportIndex
 from ingestors.openssf.service import OpenSSFService, Progress
 from qwatch.cursors import CursorStore, FileCursorStore
 from qwatch.events import DeadLetter, ReportObserved
 from qwatch.metrics import Metrics
+from qwatch.openssf.gitsource import GitSource
 from qwatch.runtime import StopFlag
 from qwatch.sinks import MemorySink, PublishError, Sink
 

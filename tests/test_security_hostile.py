@@ -337,9 +337,9 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(value=st.text(max_size=300) | st.sampled_from(HOSTILE_NAMES))
 def test_paths_built_from_upstream_values_stay_inside_their_directory(base_dir: Path, value: str) -> None:
     """Every helper that turns a name or URL into a file name gives one fixed-shape child of the given directory."""
-    from ingestors.openssf.gitsource import mirror_dir
     from ingestors.pypi.state import state_path
     from qwatch.cursors import _file_name
+    from qwatch.openssf.gitsource import mirror_dir
     from subscribers.gate.http_cache import DiskCache
 
     paths = [

@@ -85,7 +85,7 @@ def test_the_scan_sees_the_whole_tree() -> None:
     names = {rel for rel, _ in SOURCES}
     assert {
         "qwatch/http.py",
-        "ingestors/openssf/gitsource.py",
+        "qwatch/openssf/gitsource.py",
         "subscribers/alerts/webhook.py",
         "bench/codec_bench.py",
     } <= names

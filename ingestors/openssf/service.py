@@ -36,11 +36,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
-from ingestors.openssf.classify import EXISTING, MOVED, WITHDRAWN, Change, PackageKey, classify_one, effective
 from ingestors.openssf.config import OpenSSFConfig
-from ingestors.openssf.gitsource import GitSource, GitSourceError
 from ingestors.openssf.index import INVALID, PENDING, REPORT, IndexEntry, ReportIndex
-from ingestors.openssf.osv import (
+from qwatch.cursors import CursorStore
+from qwatch.events import Cursor, DeadLetter, ReportObserved
+from qwatch.events.codec import SchemaError
+from qwatch.ids import event_id, now_ms
+from qwatch.logs import safe
+from qwatch.metrics import Metrics
+from qwatch.openssf.classify import EXISTING, MOVED, WITHDRAWN, Change, PackageKey, classify_one, effective
+from qwatch.openssf.gitsource import GitSource, GitSourceError
+from qwatch.openssf.osv import (
     AffectedPackage,
     ParsedReport,
     Pending,
@@ -48,12 +54,6 @@ from ingestors.openssf.osv import (
     is_withdrawn,
     parse_report,
 )
-from qwatch.cursors import CursorStore
-from qwatch.events import Cursor, DeadLetter, ReportObserved
-from qwatch.events.codec import SchemaError
-from qwatch.ids import event_id, now_ms
-from qwatch.logs import safe
-from qwatch.metrics import Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import PublishError, Sink
 

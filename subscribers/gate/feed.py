@@ -9,10 +9,10 @@
 * an OSV export zip as osv.dev publishes it per ecosystem (``PyPI/all.zip``: one ``<ID>.json`` per record).
 
 Git sources reuse the OpenSSF ingestor end to end, so the gate and the ingestor agree on what a report is:
-``ingestors.openssf.gitsource.GitSource`` opens or mirrors the repository and streams the in-scope files
+``qwatch.openssf.gitsource.GitSource`` opens or mirrors the repository and streams the in-scope files
 (``osv/malicious/**.json`` and ``osv/withdrawn/**.json``) through one ``git cat-file --batch`` process;
-``ingestors.openssf.osv.parse_report`` decides report / pending file / unusable file; ``is_withdrawn`` (location or
-field) decides withdrawal; ``ingestors.openssf.classify.effective`` picks the copy that speaks for an id found at
+``qwatch.openssf.osv.parse_report`` decides report / pending file / unusable file; ``is_withdrawn`` (location or
+field) decides withdrawal; ``qwatch.openssf.classify.effective`` picks the copy that speaks for an id found at
 two paths. Pending ``MAL-0000`` files are not reports (the ingestor skips them too). The zip goes through the same
 parser; there, only malicious-package records count (an ``MAL-`` id, or a ``MAL-`` alias): osv.dev's per-ecosystem
 export also carries every ordinary vulnerability (PYSEC, GHSA), and a gate about malicious packages that failed on
@@ -52,9 +52,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import git
 from packaging.utils import canonicalize_name
 
-from ingestors.openssf.classify import Location, effective
-from ingestors.openssf.gitsource import GitSource, GitSourceError, _git_error, mirror_dir
-from ingestors.openssf.osv import (
+from qwatch.ids import parse_rfc3339_ms
+from qwatch.logs import safe
+from qwatch.metrics import Metrics
+from qwatch.openssf.classify import Location, effective
+from qwatch.openssf.gitsource import GitSource, GitSourceError, _git_error, mirror_dir
+from qwatch.openssf.osv import (
     LIVE_DIR,
     MAX_FILE_BYTES,
     ParsedReport,
@@ -64,9 +67,6 @@ from ingestors.openssf.osv import (
     is_withdrawn,
     parse_report,
 )
-from qwatch.ids import parse_rfc3339_ms
-from qwatch.logs import safe
-from qwatch.metrics import Metrics
 from qwatch.osv_ranges import MALFORMED, Affected, Verdict, check_all
 from subscribers.gate.soak import format_duration
 

@@ -21,9 +21,9 @@ from typing import IO, Any, TypeVar
 
 import git
 
-from ingestors.openssf.osv import SCOPE_DIRS, in_scope
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
+from qwatch.openssf.osv import SCOPE_DIRS, in_scope
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
