@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "shared" / "ossf-sample"
+FIXTURES = Path(os.environ.get("QWATCH_SHARED_FIXTURES") or ROOT.parent / "shared" / "fixtures") / "ossf-sample"
 OUT = ROOT / "bench" / "out" / "openssf.json"
 PENDING_EVERY = 200
 """One file in 200 is a pending ``MAL-0000`` file (id ""), as between an ingest and its "Assign IDs"."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fixture_paths import SHARED
 from hypothesis import HealthCheck, settings
 from kafka.admin import NewTopic
 
@@ -25,7 +26,7 @@ settings.register_profile("ci", max_examples=150, deadline=None, suppress_health
 settings.register_profile("nightly", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("QWATCH_HYPOTHESIS_PROFILE", "ci"))
 
-SHARED_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared"
+SHARED_FIXTURES = SHARED
 """A copy of the project's shared/fixtures (real lockfiles, PyPI bodies, OpenSSF history), kept in the repository so
 a clone anywhere runs the whole suite."""
 
@@ -42,7 +43,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    """``tests/fixtures/shared``; its absence is a failure, not a skip."""
+    """``../shared/fixtures`` (see fixture_paths); its absence is a failure, not a skip."""
     assert SHARED_FIXTURES.is_dir(), f"shared fixtures not found at {SHARED_FIXTURES}"
     return SHARED_FIXTURES
 

@@ -1,7 +1,7 @@
 """Tests for the fake PyPI, through a real ``httpx.Client`` on a real socket (no mocks).
 
 Each lifecycle state of ``/work/shared/docs/pypi-signals.md``'s matrix is checked on every endpoint, and
-the bodies are compared with the real captures in ``tests/fixtures/shared/pypi-pages/``.
+the bodies are compared with the real captures in ``../shared/fixtures/pypi-pages/``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fixture_paths import SHARED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from testing.fakepypi.__main__ import build_parser
 from testing.fakepypi.render import dumps, etag, select_content_type
 from testing.fakepypi.versions import version_key
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared" / "pypi-pages"
+FIXTURES = SHARED / "pypi-pages"
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 T0 = 1767323045.678901  # 2026-01-02T03:04:05.678901Z, as in the doc's B1 example

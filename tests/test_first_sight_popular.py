@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from cli_support import qwatch, read_jsonl
+from fixture_paths import SHARED
 
 from processors.store import FileStateStore
 from qwatch import ids
@@ -34,11 +35,7 @@ from qwatch.sinks import JsonlSink
 from testing.samples import journal
 
 REPO = Path(__file__).resolve().parents[1]
-CANDIDATES = (
-    REPO / "tests" / "fixtures" / "shared" / "pypi-popular",
-    REPO.parent / "shared" / "fixtures" / "pypi-popular",
-)
-POPULAR = next((p for p in CANDIDATES if p.is_dir()), CANDIDATES[-1])
+POPULAR = SHARED / "pypi-popular"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 NEWLY_YANKED = "requests"
 """The project whose latest version gets yanked on the second look."""
@@ -46,7 +43,7 @@ NEWLY_YANKED = "requests"
 
 def facts() -> dict[str, dict[str, Any]]:
     path = POPULAR / "FACTS.json"
-    assert path.is_file(), f"the pypi-popular fixtures are missing: looked in {', '.join(map(str, CANDIDATES))}"
+    assert path.is_file(), f"the pypi-popular fixtures are missing: looked in {POPULAR}"
     loaded: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_paths import SHARED
 
 from subscribers.inventory.lockfiles import (
     MAX_BYTES,
@@ -24,7 +25,7 @@ from subscribers.inventory.lockfiles import (
     uv,
 )
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared" / "lockfiles"
+FIXTURES = SHARED / "lockfiles"
 KEYS = [
     "poetry2-python-poetry/poetry.lock",
     "uvlock-pallets-flask/uv.lock",

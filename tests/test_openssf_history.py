@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_paths import SHARED
 from packaging.utils import canonicalize_name
 from prometheus_client import CollectorRegistry
 
@@ -61,12 +62,10 @@ Key = tuple[str, str]
 
 # -- the fixture ------------------------------------------------------------------------------------------------
 def history_bundle() -> Path:
-    """The bundle: ``$QWATCH_OSSF_HISTORY``, else a copy under tests/fixtures/shared, else ``../shared`` (tests may
-    read the shared fixtures). Its absence is a failure, never a skip."""
+    """The bundle: ``$QWATCH_OSSF_HISTORY``, else the shared fixtures'. Its absence is a failure, never a skip."""
     candidates = [
         Path(os.environ["QWATCH_OSSF_HISTORY"]) if os.environ.get("QWATCH_OSSF_HISTORY") else None,
-        ROOT / "tests" / "fixtures" / "shared" / "ossf-history" / BUNDLE_NAME,
-        ROOT.parent / "shared" / "fixtures" / "ossf-history" / BUNDLE_NAME,
+        SHARED / "ossf-history" / BUNDLE_NAME,
     ]
     for path in candidates:
         if path is not None and path.is_file():

@@ -1,4 +1,4 @@
-"""The pure PyPI parsers against every real payload in tests/fixtures/shared/pypi-pages, checked against FACTS.json.
+"""The pure PyPI parsers against every real payload in ../shared/fixtures/pypi-pages, checked against FACTS.json.
 
 FACTS.json was computed by an independent tool (the fixtures' ``tools/facts.py``), so these tests compare our
 parsers with a second implementation on bodies neither was written for.

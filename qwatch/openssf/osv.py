@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from qwatch.pypi.names import normalize
+
 MAX_FILE_BYTES = 1 << 20
 """Upstream's largest report is 17 KB; a megabyte is a generous cap that still bounds memory per file."""
 
@@ -24,7 +26,6 @@ SCOPE_DIRS = (LIVE_DIR, WITHDRAWN_DIR)
 PENDING_PREFIX = "MAL-0000"
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
-_PEP503 = re.compile(r"[-_.]+")
 _ORIGINS_KEY = "malicious-packages-origins"
 
 
@@ -119,7 +120,7 @@ def normalize_package(ecosystem: str, name: str) -> str:
     """
     base = ecosystem.split(":", 1)[0].lower()
     if base == "pypi":
-        return _PEP503.sub("-", name).lower()
+        return normalize(name)
     if base in ("nuget", "rubygems", "vscode"):
         return name.lower()
     if base == "crates.io":

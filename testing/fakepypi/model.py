@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from qwatch.pypi.names import normalize as normalize
+
 _NAME_RE: Final = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_SEPARATORS: Final = re.compile(r"[-_.]+")
 
 
 class Lifecycle(enum.StrEnum):
@@ -26,11 +27,6 @@ class Lifecycle(enum.StrEnum):
     QUARANTINE_EXIT = "quarantine-exit"
     ARCHIVED = "archived"
     ARCHIVED_NOINDEX = "archived-noindex"
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalization: the key under which PyPI stores and serves a project."""
-    return _SEPARATORS.sub("-", name).lower()
 
 
 def validate_name(name: str) -> None:

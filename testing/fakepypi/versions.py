@@ -2,9 +2,9 @@
 
 Warehouse sorts ``versions`` and ``files`` with ``packaging_legacy.version.parse`` and picks the JSON API's
 "latest" release by (yanked, is_prerelease, version).  The fake must order things the same way or a client
-diffing two bodies would see spurious changes, so this module re-implements that ordering with the standard
-library only (PEP 440 versions sort by their release/pre/post/dev/local parts; anything else is a "legacy"
-version and sorts before every PEP 440 version).
+diffing two bodies would see spurious changes: PEP 440 versions by ``packaging``'s order, anything else as a
+"legacy" version that sorts before every PEP 440 version (the legacy part is the one piece ``packaging`` no
+longer has, so it is written out below).
 """
 
 from __future__ import annotations
@@ -12,49 +12,27 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_PEP440: Final = re.compile(
-    r"""
-    ^\s*v?
-    (?:(?P<epoch>[0-9]+)!)?
-    (?P<release>[0-9]+(?:\.[0-9]+)*)
-    (?:[-_.]?(?P<pre_l>alpha|beta|preview|pre|a|b|c|rc)[-_.]?(?P<pre_n>[0-9]+)?)?
-    (?:-(?P<post_n1>[0-9]+)|[-_.]?(?P<post_l>post|rev|r)[-_.]?(?P<post_n2>[0-9]+)?)?
-    (?:[-_.]?(?P<dev_l>dev)[-_.]?(?P<dev_n>[0-9]+)?)?
-    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?
-    \s*$
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
-_PRE_RANK: Final = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+from packaging.version import InvalidVersion, Version
+
 _LEGACY_PART: Final = re.compile(r"(\d+|[a-z]+|\.|-)")
 _LEGACY_SUBST: Final = {"pre": "c", "preview": "c", "-": "final-", "rc": "c", "dev": "@"}
 
 VersionKey = tuple[object, ...]
 
 
+def _pep440(version: str) -> Version | None:
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return None
+
+
 def version_key(version: str) -> VersionKey:
     """Return a sort key equivalent to ``packaging_legacy.version.parse(version)``'s ordering."""
-    match = _PEP440.match(version)
-    if match is None:
+    parsed = _pep440(version)
+    if parsed is None:
         return (0, _legacy_parts(version))
-    release = [int(p) for p in match["release"].split(".")]
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    has_post = match["post_n1"] is not None or match["post_l"] is not None
-    pre: tuple[int, ...]
-    if match["pre_l"] is not None:
-        pre = (1, _PRE_RANK[match["pre_l"].lower()], int(match["pre_n"] or 0))
-    elif match["dev_l"] is not None and not has_post:
-        pre = (0,)  # a bare .devN sorts before every pre-release of the same release
-    else:
-        pre = (2,)
-    post = (1, int(match["post_n1"] or match["post_n2"] or 0)) if has_post else (0,)
-    dev = (0, int(match["dev_n"] or 0)) if match["dev_l"] is not None else (1,)
-    local: tuple[object, ...] = (0,)
-    if match["local"] is not None:
-        segments = re.split(r"[-_.]", match["local"].lower())
-        local = (1, tuple((1, int(s), "") if s.isdigit() else (0, 0, s) for s in segments))
-    return (1, int(match["epoch"] or 0), tuple(release), pre, post, dev, local)
+    return (1, parsed)
 
 
 def _legacy_parts(version: str) -> tuple[str, ...]:
@@ -79,8 +57,8 @@ def _legacy_parts(version: str) -> tuple[str, ...]:
 
 def is_prerelease(version: str) -> bool:
     """True for PEP 440 pre- and dev-releases; legacy versions never count as pre-releases."""
-    match = _PEP440.match(version)
-    return match is not None and (match["pre_l"] is not None or match["dev_l"] is not None)
+    parsed = _pep440(version)
+    return parsed is not None and parsed.is_prerelease
 
 
 def dist_kind(filename: str) -> tuple[str, str]:

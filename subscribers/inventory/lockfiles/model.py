@@ -9,14 +9,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from packaging.utils import canonicalize_name
+from qwatch.pypi.names import normalize as normalize
 
 SourceKind = Literal["pypi", "index", "git", "url", "path", "editable", "project"]
-
-
-def normalize(name: str) -> str:
-    """PEP 503 form, because lockfiles, advisories and PyPI spell the same project differently."""
-    return str(canonicalize_name(name))
 
 
 class LockfileError(Exception):
