@@ -1,4 +1,4 @@
-"""``python -m qwatch`` is the same as the ``qwatch`` console script."""
+"""``python -m app`` is the same as the ``qwatch`` console script."""
 
 import sys
 

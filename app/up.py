@@ -104,7 +104,7 @@ class Plan:
 
 def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
     """The component processes, each with its own metrics port and state."""
-    q = [sys.executable, "-m", "qwatch"]
+    q = [sys.executable, "-m", "app"]
     journal_interval, simple_interval, json_interval, ossf_interval, recheck = (
         ("1", "2", "3", "2", "4") if plan.fast else ("5", "300", "600", "300", "3600")
     )
@@ -225,7 +225,7 @@ def _register_inventory(lockfile: Path, bootstrap: str) -> None:
 
     env = {**os.environ, "QWATCH_KAFKA_BOOTSTRAP": bootstrap}
     result = subprocess.run(
-        [sys.executable, "-m", "qwatch", "inventory", "add", "--name", "demo-app", "--lock", str(lockfile)],
+        [sys.executable, "-m", "app", "inventory", "add", "--name", "demo-app", "--lock", str(lockfile)],
         env=env,
         capture_output=True,
         text=True,

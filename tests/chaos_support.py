@@ -477,7 +477,7 @@ class Pipeline:
     def register_inventory(self) -> None:
         """Register the world's lockfile through the CLI, as a user would, before the alerts service starts."""
         result = subprocess.run(
-            [PYTHON, "-m", "qwatch", "inventory", "add", "--name", self.inventory, "--lock", str(self.world.lockfile)],
+            [PYTHON, "-m", "app", "inventory", "add", "--name", self.inventory, "--lock", str(self.world.lockfile)],
             env=self.env,
             capture_output=True,
             text=True,

@@ -65,7 +65,7 @@ class Upstream:
 
 def run(argv: list[str], sink: Path, state: Path | None) -> Run:
     """Run ``qwatch`` with a JSONL sink (and state dir); return its exit code, stderr and the ids it wrote."""
-    full = [PYTHON, "-m", "qwatch", *argv, "--sink", f"jsonl:{sink}"]
+    full = [PYTHON, "-m", "app", *argv, "--sink", f"jsonl:{sink}"]
     if state is not None:
         full += ["--state-dir", str(state)]
     proc = subprocess.run(full, capture_output=True, text=True, timeout=120, check=False)

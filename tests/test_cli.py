@@ -42,7 +42,7 @@ def test_every_command_has_help_that_explains_it(
 
 
 def test_console_script_runs() -> None:
-    result = subprocess.run([sys.executable, "-m", "qwatch", "--version"], capture_output=True, text=True, check=False)
+    result = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "quarantine-watch" in result.stdout
 

@@ -21,7 +21,7 @@ import pytest
 
 from testing.fakepypi import FakePyPI
 
-QWATCH = [sys.executable, "-m", "qwatch"]
+QWATCH = [sys.executable, "-m", "app"]
 HEAD_TIME = "2024-11-12T04:25:43Z"
 FRESH = "2024-11-12T05:25:43Z"
 LATER = "2024-11-20T05:25:43Z"

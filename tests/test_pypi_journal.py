@@ -217,7 +217,7 @@ def test_cli_continues_from_the_cursor(pypi: Served, tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "qwatch",
+        "app",
         "ingest",
         "pypi-journal",
         "--xmlrpc-url",

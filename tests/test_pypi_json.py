@@ -162,7 +162,7 @@ def test_state_dir_continuity_across_cli_runs(pypi: Served, tmp_path: Path) -> N
     cmd = [
         sys.executable,
         "-m",
-        "qwatch",
+        "app",
         "ingest",
         "pypi-json",
         "--index-url",

@@ -244,7 +244,7 @@ def _cli(base: str, state: Path, watch: Path) -> tuple[int, list[dict[str, objec
     cmd = [
         sys.executable,
         "-m",
-        "qwatch",
+        "app",
         "ingest",
         "pypi-simple",
         "--index-url",

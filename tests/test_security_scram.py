@@ -62,7 +62,7 @@ def test_authenticated_clients_produce_and_consume(scram_broker: LocalBroker, co
 def test_the_cli_works_with_credentials_from_the_environment(scram_broker: LocalBroker) -> None:
     env = {**os.environ, **ENV, "QWATCH_KAFKA_BOOTSTRAP": scram_broker.bootstrap}
     result = subprocess.run(
-        [sys.executable, "-m", "qwatch", "topics", "create"],
+        [sys.executable, "-m", "app", "topics", "create"],
         env=env,
         capture_output=True,
         text=True,

@@ -38,7 +38,7 @@ def test_demo_shows_every_scripted_transition_once_and_serves_the_dashboard_metr
         [
             sys.executable,
             "-m",
-            "qwatch",
+            "app",
             "up",
             "--demo",
             "--for",
