@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qwatch.retry import backoff_delay
+
 logger = logging.getLogger(__name__)
 
 
@@ -102,7 +104,7 @@ class Supervisor:
                 # A child that ran for a while before dying starts its backoff afresh.
                 if lived > 60:
                     child.restarts = 0
-                delay = min(self._max_backoff, self._base_backoff * 2.0 ** min(child.restarts, 5))
+                delay = backoff_delay(child.restarts + 1, self._base_backoff, self._max_backoff, max_doublings=5)
                 logger.warning(
                     "%s exited with code %s after %.0fs; restarting in %.1fs (log: %s)",
                     child.spec.name,

@@ -28,6 +28,7 @@ import httpx
 from qwatch import __version__
 from qwatch.config import require
 from qwatch.metrics import Metrics
+from qwatch.retry import backoff_delay
 
 DEFAULT_USER_AGENT = f"quarantine-watch/{__version__} (+https://github.com/quarantine-watch/quarantine-watch)"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -242,8 +243,7 @@ class PoliteClient:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, capped at ``backoff_max``."""
-        ceiling = min(self.cfg.backoff_max, self.cfg.backoff_base * 2.0 ** max(attempt - 1, 0))
-        return ceiling / 2 + self._rand() * ceiling / 2
+        return backoff_delay(attempt, self.cfg.backoff_base, self.cfg.backoff_max, jitter=self._rand)
 
     def _host(self, url: str) -> str:
         return urlsplit(url).netloc.lower()

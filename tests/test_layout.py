@@ -104,3 +104,31 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     names = [name for _, name in _imported(tree)]
     assert "processors.core" in names and "subscribers.gate" in names
     assert all(name.split(".", 1)[0] in FORBIDDEN["qwatch"] for name in names)
+
+
+def _calls_and_powers(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            yield node.lineno, f"call:{name}"
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            base = node.left
+            if isinstance(base, ast.Constant) and base.value in (2, 2.0) and not isinstance(node.right, ast.Constant):
+                yield node.lineno, "power-of-two"
+
+
+def test_one_dead_letter_builder_and_one_backoff_rule() -> None:
+    """Every DeadLetter comes from ``qwatch.deadletters.dead_letter`` (same id rule, same caps); every exponential
+    delay from ``qwatch.retry.backoff_delay``. The local PyPI (``testing/``) models upstream and is exempt."""
+    offenders = []
+    for path, tree in _modules():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("testing/"):
+            continue
+        for line, what in _calls_and_powers(tree):
+            if what == "call:DeadLetter" and rel != "qwatch/deadletters.py":
+                offenders.append(f"{rel}:{line}: builds a DeadLetter by hand")
+            if what == "power-of-two" and rel != "qwatch/retry.py":
+                offenders.append(f"{rel}:{line}: computes a backoff by hand")
+    assert offenders == []

@@ -12,6 +12,7 @@ from ingestors.pypi.config import JournalIngestConfig
 from ingestors.pypi.journal_ingest import JournalIngestor
 from qwatch import config as cfgmod
 from qwatch.cursors import CursorStore, MemoryCursorStore
+from qwatch.retry import backoff_delay
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 logger.exception("pypi-journal: poll failed unexpectedly")
                 ok = False
             failures = 0 if ok else failures + 1
-            wait = cfg.interval if ok else min(300.0, cfg.interval * 2**failures)
+            wait = cfg.interval if ok else backoff_delay(failures + 1, cfg.interval, 300.0)
             stop.wait(max(wait, hint))
         return 0
     finally:

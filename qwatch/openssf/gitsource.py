@@ -24,6 +24,7 @@ import git
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
 from qwatch.openssf.osv import SCOPE_DIRS, in_scope
+from qwatch.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -327,7 +328,7 @@ class _Retry:
                 detail = _git_error(exc)
                 if attempt == self._attempts:
                     raise GitSourceError(f"git {what} failed after {attempt} attempts: {detail}") from None
-                delay = self._backoff * 2 ** (attempt - 1)
+                delay = backoff_delay(attempt, self._backoff)
                 self._metrics.retries.labels("openssf", f"git-{what}").inc()
                 logger.warning(
                     "git %s failed (attempt %d/%d), retrying in %.1fs: %s",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from qwatch import events, ids
+from qwatch import deadletters, events
 from qwatch.events.outputs import Alert, InventoryRecord
 from qwatch.ids import now_ms
 from qwatch.metrics import Metrics
@@ -95,17 +95,12 @@ class AlertService:
     def deadletter(self, delivery: Delivery) -> None:
         """Park an input record that did not decode; the rest of the stream keeps flowing."""
         self._sink.emit(
-            events.DeadLetter(
-                event_id=ids.event_id("alerts", delivery.pointer, "schema"),
+            deadletters.dead_letter(
                 source="alerts",
-                ecosystem="",
-                package="",
-                observed_at=self._clock(),
-                upstream_time=None,
                 reason="schema",
                 error=delivery.error or "undecodable",
                 pointer=delivery.pointer,
-                payload=None,
+                observed_at=self._clock(),
             )
         )
         self._sink.flush(30)

@@ -27,12 +27,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from qwatch import config as cfgmod
-from qwatch import events, ids
+from qwatch import deadletters, events, ids
 from qwatch.config import Secret
 from qwatch.events.outputs import Alert
 from qwatch.http import DEFAULT_USER_AGENT, RETRY_STATUSES, parse_retry_after
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
+from qwatch.retry import backoff_delay
 from subscribers.alerts.matching import SEVERITIES, at_least
 
 logger = logging.getLogger(__name__)
@@ -217,8 +218,7 @@ class WebhookSender:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with equal jitter, capped."""
-        ceiling = min(self.cfg.backoff_max, self.cfg.backoff_base * 2.0 ** max(attempt - 1, 0))
-        return ceiling / 2 + self._rand() * ceiling / 2
+        return backoff_delay(attempt, self.cfg.backoff_base, self.cfg.backoff_max, jitter=self._rand)
 
     def deliver(self, alert: Alert) -> Outcome:
         """POST until accepted, refused or out of attempts; never raises for the receiver's failures."""
@@ -267,18 +267,18 @@ class WebhookSender:
         return response.status_code, parse_retry_after(response.headers.get("retry-after"), self._wall())
 
     def _deadletter(self, alert: Alert, body: bytes, error: str) -> events.DeadLetter:
-        text = body.decode("utf-8", "replace")
-        return events.DeadLetter(
-            event_id=ids.event_id("webhook", alert.event_id, "delivery"),
+        return deadletters.dead_letter(
             source="webhook",
+            reason="delivery",
+            error=error,
+            pointer=redact_url(self.cfg.url),
+            observed_at=ids.now_ms(),
+            payload=body,
+            payload_cap=MAX_PAYLOAD,
             ecosystem=alert.ecosystem,
             package=alert.package,
-            observed_at=ids.now_ms(),
             upstream_time=alert.upstream_time,
-            reason="delivery",
-            error=safe(error, 500),
-            pointer=redact_url(self.cfg.url),
-            payload=text[:MAX_PAYLOAD],
+            key=alert.event_id,
         )
 
 
