@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from app import broker, tail, topics, up
@@ -17,7 +17,8 @@ from ingestors import cli as ingestors_cli
 from processors import cli as processors_cli
 from qwatch import __version__
 from qwatch.broker import BrokerError
-from qwatch.config import ConfigError
+from qwatch.config import ConfigError, KafkaConfig
+from qwatch.kafka.clients import KafkaClients
 from qwatch.runtime import UsageError
 from qwatch.sinks import PublishError
 from subscribers.alerts import cli as alerts_cli
@@ -64,12 +65,17 @@ USAGE_EXIT = {"gate": 3}
 "cannot verify")."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run, and turn known failures into one-line errors with exit code 2."""
+def main(argv: Sequence[str] | None = None, kafka_clients: Callable[[KafkaConfig], KafkaClients] | None = None) -> int:
+    """Parse, run, and turn known failures into one-line errors with exit code 2.
+
+    ``kafka_clients`` replaces the factory every command builds its Kafka clients with (tests inject doubles here,
+    so no test-only knob reaches the production config).
+    """
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(words)
+        args.kafka_clients = kafka_clients
     except SystemExit as exc:
         command = next((w for w in words if not w.startswith("-")), None)
         if exc.code == 2 and command in USAGE_EXIT:

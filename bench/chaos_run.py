@@ -56,7 +56,7 @@ def chaos(kills: int, seed: int, projects: int, commit_delay_ms: int, workdir: P
         bootstrap,
         workdir / "run",
         f"bench{seed}",
-        processor_env={"QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": str(commit_delay_ms)},
+        processor_commit_delay_ms=commit_delay_ms,
     )
     try:
         with running(pipeline):

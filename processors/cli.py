@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if source_kind == "kafka" and sink_kind == "kafka":
         if rt.common.state_dir is not None:
             logger.info("--state-dir ignored: with Kafka on both ends state lives on qwatch.state.v1")
-        service = ProcessorService(cfg, rt.kafka, rt.codec, rt.metrics, stop=stop)
+        service = ProcessorService(cfg, rt.clients, rt.codec, rt.metrics, stop=stop)
         processed = service.run(once=args.once, idle_exit=args.idle_exit)
         logger.info("processed %d observations, emitted %d transitions", processed, service.transitions)
         return 0

@@ -14,10 +14,10 @@ from typing import Protocol
 
 from kafka import KafkaProducer
 
-from qwatch.config import KafkaConfig
 from qwatch.events import Cursor
 from qwatch.events.codec import Codec
 from qwatch.events.topics import CURSORS
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, read_topic
 from qwatch.sinks import atomic_write
 
@@ -87,8 +87,8 @@ class FileCursorStore:
 class KafkaCursorStore:
     """Cursors on the compacted ``qwatch.cursors.v1`` topic, keyed by component."""
 
-    def __init__(self, cfg: KafkaConfig, producer: KafkaProducer, codec: Codec, topic: str = CURSORS) -> None:
-        self._cfg = cfg
+    def __init__(self, clients: KafkaClients, producer: KafkaProducer, codec: Codec, topic: str = CURSORS) -> None:
+        self._clients = clients
         self._sink = KafkaSink(producer, codec)
         self._codec = codec
         self._topic = topic
@@ -96,7 +96,7 @@ class KafkaCursorStore:
     def load(self, component: str) -> Cursor | None:
         """Read the compacted topic to its end and keep the newest cursor of this component."""
         latest: Cursor | None = None
-        for delivery in read_topic(self._cfg, self._codec, self._topic):
+        for delivery in read_topic(self._clients, self._codec, self._topic):
             event = delivery.event
             if isinstance(event, Cursor) and event.component == component:
                 latest = event

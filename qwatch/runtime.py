@@ -10,10 +10,10 @@ import argparse
 import os
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwatch import config as cfgmod
 from qwatch import logs
@@ -23,6 +23,9 @@ from qwatch.cursors import CursorStore, FileCursorStore, KafkaCursorStore
 from qwatch.events.codec import Codec
 from qwatch.metrics import Metrics
 from qwatch.sinks import JsonlSink, JsonlSource, Sink, Source, parse_endpoint
+
+if TYPE_CHECKING:
+    from qwatch.kafka.clients import KafkaClients
 
 
 class UsageError(Exception):
@@ -114,6 +117,8 @@ class Runtime:
     codec: Codec
     metrics: Metrics
     _kafka: KafkaConfig | None = None
+    kafka_clients: Callable[[KafkaConfig], KafkaClients] | None = None
+    """What builds Kafka clients (``KafkaClients`` unless the composition root injected another factory)."""
 
     @property
     def kafka(self) -> KafkaConfig:
@@ -122,14 +127,23 @@ class Runtime:
             self._kafka = kafka_config(self.env, getattr(self.args, "bootstrap", None))
         return self._kafka
 
+    @property
+    def clients(self) -> KafkaClients:
+        """The Kafka client factory for this command, handed to every adapter that talks to Kafka."""
+        if self.kafka_clients is None:
+            from qwatch.kafka.clients import KafkaClients
+
+            self.kafka_clients = KafkaClients
+        return self.kafka_clients(self.kafka)
+
     def open_sink(self, spec: str | None = None, **producer_overrides: Any) -> Sink:
         """``--sink`` as a Sink."""
         kind, path = parse_endpoint(spec or self.args.sink, "--sink")
         if kind == "jsonl":
             return JsonlSink(path, self.codec)
-        from qwatch.kafka.io import KafkaSink, make_producer
+        from qwatch.kafka.io import KafkaSink
 
-        return KafkaSink(make_producer(self.kafka, **producer_overrides), self.codec)
+        return KafkaSink(self.clients.producer(**producer_overrides), self.codec)
 
     def sink_is_kafka(self) -> bool:
         """True when events go to Kafka (cursors then live there too)."""
@@ -140,16 +154,14 @@ class Runtime:
         kind, path = parse_endpoint(self.args.source, "--source")
         if kind == "jsonl":
             return JsonlSource(path, self.codec)
-        from qwatch.kafka.io import KafkaSource, make_consumer
+        from qwatch.kafka.io import KafkaSource
 
-        return KafkaSource(make_consumer(self.kafka, group_id, *topics, **consumer_overrides), self.codec)
+        return KafkaSource(self.clients.consumer(group_id, *topics, **consumer_overrides), self.codec)
 
     def cursor_store(self) -> CursorStore:
         """Kafka cursors with a Kafka sink, files in ``--state-dir`` otherwise (which is then required)."""
         if self.sink_is_kafka() and self.common.state_dir is None:
-            from qwatch.kafka.io import make_producer
-
-            return KafkaCursorStore(self.kafka, make_producer(self.kafka), self.codec)
+            return KafkaCursorStore(self.clients, self.clients.producer(), self.codec)
         return FileCursorStore(self.require_state_dir())
 
     def require_state_dir(self) -> Path:
@@ -176,7 +188,7 @@ def build_runtime(args: argparse.Namespace, env: Mapping[str, str] | None = None
     command = str(getattr(args, "command", "qwatch"))
     metrics.declare(getattr(args, "ingestor", None) or {"process": "processor"}.get(command, command))
     metrics.serve(common.metrics_port)
-    return Runtime(args, env, common, Codec(), metrics)
+    return Runtime(args, env, common, Codec(), metrics, kafka_clients=getattr(args, "kafka_clients", None))
 
 
 class StopFlag:

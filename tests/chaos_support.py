@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import slow_commit
 from kafka import TopicPartition
 
 from app.supervisor import Supervisor
@@ -36,6 +37,7 @@ from qwatch.events import Cursor, DeadLetter, Transition
 from qwatch.events.codec import Codec
 from qwatch.events.outputs import Alert, InventoryRecord
 from qwatch.events.topics import ALERTS, CURSORS, DEADLETTER, INVENTORY, OBSERVATIONS, TRANSITIONS
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import make_admin, make_consumer, read_topic
 from subscribers.alerts.matching import match
 from testing.fakepypi import FakePyPI, Fault
@@ -432,6 +434,7 @@ class Pipeline:
         components: tuple[str, ...] = COMPONENTS,
         env: Mapping[str, str] | None = None,
         processor_env: Mapping[str, str] | None = None,
+        processor_commit_delay_ms: int = 0,
         base_backoff: float = 0.1,
         max_backoff: float = 0.5,
     ) -> None:
@@ -454,9 +457,13 @@ class Pipeline:
         self.plan = plan
         specs = {s.name: s for s in child_specs(plan, run_dir)}
         specs["openssf"] = replace(specs["openssf"], env={**specs["openssf"].env, "QWATCH_OPENSSF_PER_COMMIT": "1"})
+        processor_argv = [*_without(specs["processor"].argv, "--group-id"), "--group-id", self.group]
+        if processor_commit_delay_ms:
+            # the same command through the slow-commit client factory (its first three words are python -m app)
+            processor_argv = slow_commit.command(processor_commit_delay_ms, *processor_argv[3:])
         specs["processor"] = replace(
             specs["processor"],
-            argv=[*_without(specs["processor"].argv, "--group-id"), "--group-id", self.group],
+            argv=processor_argv,
             env={**specs["processor"].env, **(processor_env or {})},
         )
         specs["alerts"] = replace(specs["alerts"], argv=[*specs["alerts"].argv, "--group", self.alerts_group])
@@ -746,7 +753,11 @@ def running(pipeline: Pipeline) -> Iterator[Pipeline]:
 
 def read_events(cfg: KafkaConfig, topic: str, isolation: str = "read_committed", timeout: float = 60.0) -> list[Any]:
     """Every decoded record of a topic, from the beginning to its end (read_committed by default)."""
-    return [d.event for d in read_topic(cfg, Codec(), topic, timeout, isolation_level=isolation) if d.event is not None]
+    return [
+        d.event
+        for d in read_topic(KafkaClients(cfg), Codec(), topic, timeout, isolation_level=isolation)
+        if d.event is not None
+    ]
 
 
 def end_offsets(cfg: KafkaConfig, topic: str) -> dict[int, int]:

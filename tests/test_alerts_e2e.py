@@ -26,6 +26,7 @@ from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
 from qwatch.events.outputs import Alert
 from qwatch.events.topics import ALERTS, TRANSITIONS
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import make_admin, make_consumer, read_topic
 from subscribers.alerts.webhook import verify_signature
 from subscribers.inventory.lockfiles import load
@@ -150,7 +151,7 @@ def test_alert_reaches_topic_and_webhook_with_the_dependency_path(
         assert event["data"]["path"] == ["acme-app", "alpha", "beta", "delta"]
         assert (event["data"]["project"], event["data"]["version"]) == ("acme", "3.0.0")
 
-        alerts = [d.event for d in read_topic(cfg, codec, ALERTS) if isinstance(d.event, Alert)]
+        alerts = [d.event for d in read_topic(KafkaClients(cfg), codec, ALERTS) if isinstance(d.event, Alert)]
         assert len(alerts) == 1
         alert = alerts[0]
         assert alert.path == ("acme-app", "alpha", "beta", "delta")
@@ -180,7 +181,7 @@ def test_alert_reaches_topic_and_webhook_with_the_dependency_path(
         offsets = admin.list_group_offsets(GROUP)[GROUP]
     finally:
         admin.close()
-    transitions = [d.event for d in read_topic(cfg, codec, TRANSITIONS)]
+    transitions = [d.event for d in read_topic(KafkaClients(cfg), codec, TRANSITIONS)]
     assert any(t.kind == "QUARANTINED" and t.package == "delta" for t in transitions)
     consumer = make_consumer(cfg, None)
     try:
@@ -247,7 +248,7 @@ def test_a_new_group_starts_where_the_start_read_ended_and_skips_nothing(
             consumer.close()
 
     publish("history-a", "history-b")
-    history, history_end = read_topic_to_end(cfg, codec, TRANSITIONS)
+    history, history_end = read_topic_to_end(KafkaClients(cfg), codec, TRANSITIONS)
     assert sorted(d.event.package for d in history) == ["history-a", "history-b"]
     assert sum(history_end.values()) == 2
     publish("while-joining")  # after the start read, before the group exists

@@ -70,7 +70,7 @@ def test_sigkill_of_every_component_loses_and_duplicates_nothing(
         broker.bootstrap,
         tmp_path / "run",
         "kill",
-        processor_env={"QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": "150"},
+        processor_commit_delay_ms=150,
     )
     started = time.monotonic()
     with running(pipeline):

@@ -17,6 +17,7 @@ from qwatch.cursors import FileCursorStore, KafkaCursorStore
 from qwatch.events import topics
 from qwatch.events.codec import SCHEMA_HEADER, Codec
 from qwatch.ids import event_id, now_ms
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import (
     KafkaSink,
     KafkaSource,
@@ -110,7 +111,7 @@ def test_topics_are_created_idempotently_with_their_configs(kafka_cfg: KafkaConf
 
 
 def test_kafka_cursor_store_keeps_the_newest_per_component(kafka_cfg: KafkaConfig, codec: Codec) -> None:
-    store = KafkaCursorStore(kafka_cfg, make_producer(kafka_cfg), codec)
+    store = KafkaCursorStore(KafkaClients(kafka_cfg), make_producer(kafka_cfg), codec)
     component = f"test-{now_ms()}"
     assert store.load(component) is None
     store.save(events.Cursor(component, "1", now_ms()))
@@ -163,7 +164,7 @@ def test_broker_outage_mid_batch_loses_nothing_and_holds_the_cursor(
     retry_sink.close()
     assert store.load("journal-test").value == "2000"  # type: ignore[union-attr]
 
-    delivered = read_topic(cfg, codec, topics.OBSERVATIONS, timeout=30)
+    delivered = read_topic(KafkaClients(cfg), codec, topics.OBSERVATIONS, timeout=30)
     ids = [d.event.event_id for d in delivered]
     # At-least-once: every event is there; replays are possible and carry the same deterministic id.
     assert {e.event_id for e in first + second} == set(ids)

@@ -20,6 +20,7 @@ from qwatch.cursors import KafkaCursorStore
 from qwatch.events import DeadLetter, ReportObserved
 from qwatch.events.codec import Codec
 from qwatch.events.topics import DEADLETTER, OBSERVATIONS
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import make_producer, read_topic
 
 
@@ -60,7 +61,7 @@ def test_kafka_sink_events_and_cursor(kafka_cfg: KafkaConfig, codec: Codec, tmp_
 
     mine = [
         d.event
-        for d in read_topic(kafka_cfg, codec, OBSERVATIONS, timeout=30)
+        for d in read_topic(KafkaClients(kafka_cfg), codec, OBSERVATIONS, timeout=30)
         if isinstance(d.event, ReportObserved) and d.event.package in (one, two)
     ]
     assert sorted((e.change, e.report_id, e.commit) for e in mine) == sorted(
@@ -69,12 +70,12 @@ def test_kafka_sink_events_and_cursor(kafka_cfg: KafkaConfig, codec: Codec, tmp_
     assert {e.source for e in mine} == {"openssf"} and len({e.event_id for e in mine}) == 3
     dead = [
         d.event
-        for d in read_topic(kafka_cfg, codec, DEADLETTER, timeout=30)
+        for d in read_topic(KafkaClients(kafka_cfg), codec, DEADLETTER, timeout=30)
         if isinstance(d.event, DeadLetter) and d.event.pointer == f"{bad}@{first}"
     ]
     assert [d.reason for d in dead] == ["malformed-json"]
 
-    store = KafkaCursorStore(kafka_cfg, make_producer(kafka_cfg), codec)
+    store = KafkaCursorStore(KafkaClients(kafka_cfg), make_producer(kafka_cfg), codec)
     cursor = store.load(component_name(str(repo.path), "main"))
     assert cursor is not None and cursor.value == head
     assert cursor.upstream_time == repo.repo.commit(head).committed_date * 1000

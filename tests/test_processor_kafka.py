@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+import slow_commit
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
@@ -28,6 +29,7 @@ from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
 from qwatch.events.state import PackageStateRecord
 from qwatch.events.topics import OBSERVATIONS, STATE, TRANSITIONS, WATCH
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, make_consumer, make_producer, read_topic
 from qwatch.metrics import Metrics
 from testing.samples import T0, index, journal, page, report
@@ -81,7 +83,7 @@ def produce(cfg: KafkaConfig, codec: Codec, observations: Sequence[events.Observ
 
 def transitions(cfg: KafkaConfig, codec: Codec, isolation: str = "read_committed") -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for d in read_topic(cfg, codec, TRANSITIONS, timeout=30, isolation_level=isolation):
+    for d in read_topic(KafkaClients(cfg), codec, TRANSITIONS, timeout=30, isolation_level=isolation):
         out[d.event.package].append((d.event.event_id, d.event.kind))
     return dict(out)
 
@@ -90,11 +92,10 @@ def count(cfg: KafkaConfig, codec: Codec, isolation: str) -> int:
     return sum(len(v) for v in transitions(cfg, codec, isolation).values())
 
 
-def processor(broker: LocalBroker, *args: str, **env: str) -> subprocess.Popen[str]:
+def processor(broker: LocalBroker, *args: str, commit_delay_ms: int = 0, **env: str) -> subprocess.Popen[str]:
     full_env = {**os.environ, "QWATCH_KAFKA_BOOTSTRAP": broker.bootstrap, **env}
-    return subprocess.Popen(
-        [QWATCH, "process", *args], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    argv = slow_commit.command(commit_delay_ms, "process", *args) if commit_delay_ms else [QWATCH, "process", *args]
+    return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 90) -> str:
@@ -124,15 +125,17 @@ def test_exact_transitions_then_full_replays_emit_nothing(
     assert got == want
     kinds = ["REPORTED", "QUARANTINED", "CLEARED", "YANKED", "REMOVED", "RESTORED"]
     assert all([k for _, k in v] == kinds for v in got.values())
-    watch = read_topic(cfg, codec, WATCH, isolation_level="read_committed")
+    watch = read_topic(KafkaClients(cfg), codec, WATCH, isolation_level="read_committed")
     assert sorted({d.event.reason for d in watch}) == ["dropped-from-root-index", "new-report"]
-    states = {d.event.package: d.event for d in read_topic(cfg, codec, STATE, isolation_level="read_committed")}
+    states = {
+        d.event.package: d.event for d in read_topic(KafkaClients(cfg), codec, STATE, isolation_level="read_committed")
+    }
     assert set(states) == set(want) and all(s.status == "active" for s in states.values())
 
     # Replay 1: a new consumer group over the whole topic, with the state restored from qwatch.state.v1; run
     # in-process to read its metrics.
     metrics = Metrics(CollectorRegistry())
-    service = ProcessorService(ProcessorConfig(group_id="replay", instance_id="r"), cfg, codec, metrics)
+    service = ProcessorService(ProcessorConfig(group_id="replay", instance_id="r"), KafkaClients(cfg), codec, metrics)
     assert service.run(once=True) == len(observations) and service.transitions == 0
     sample = metrics.registry.get_sample_value
     assert sample("qwatch_processor_observations_total", {"outcome": "duplicate"}) == len(observations)
@@ -159,10 +162,9 @@ def test_sigkill_mid_transaction_loses_and_duplicates_nothing(
     produce(cfg, codec, observations)
     slow = {
         "QWATCH_PROCESSOR_BATCH_SIZE": "25",
-        "QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": "1500",
         "QWATCH_PROCESSOR_STATE_FLUSH_INTERVAL_S": "600",
     }
-    proc = processor(broker, "--once", **slow)
+    proc = processor(broker, "--once", commit_delay_ms=1500, **slow)
     try:
         # Kill while a transaction is open: its records are visible to read_uncommitted only.
         wait_for(
@@ -194,13 +196,12 @@ def test_broker_restart_mid_stream(fresh_broker: Callable[[], LocalBroker], code
     total = sum(len(v) for v in expected(observations).values())
     slow = {
         "QWATCH_PROCESSOR_BATCH_SIZE": "20",
-        "QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": "400",
         # kafka-python can wait forever on a transactional call across a restart; the deadline turns that into
         # an ordinary failed batch (abort or replace the producer, rewind, retry).
         "QWATCH_PROCESSOR_CALL_TIMEOUT_S": "8",
         "QWATCH_PROCESSOR_STATE_FLUSH_INTERVAL_S": "0",  # state in every transaction: the other restore path
     }
-    proc = processor(broker, "--once", **slow)
+    proc = processor(broker, "--once", commit_delay_ms=400, **slow)
     try:
         wait_for(lambda: count(cfg, codec, "read_committed") > 0, 60, "first committed transitions")
         assert count(cfg, codec, "read_committed") < total, "the processor finished before the outage"
@@ -223,14 +224,13 @@ def test_scale_out_rebalance_hands_over_unflushed_state(fresh_broker: Callable[[
     produce(cfg, codec, observations)
     slow = {
         "QWATCH_PROCESSOR_BATCH_SIZE": "20",
-        "QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": "300",
         "QWATCH_PROCESSOR_STATE_FLUSH_INTERVAL_S": "600",
     }
-    first = processor(broker, "--idle-exit", "6", "--instance-id", "a", **slow)
+    first = processor(broker, "--idle-exit", "6", "--instance-id", "a", commit_delay_ms=300, **slow)
     second: subprocess.Popen[str] | None = None
     try:
         wait_for(lambda: count(cfg, codec, "read_committed") > 0, 60, "first committed transitions")
-        second = processor(broker, "--idle-exit", "6", "--instance-id", "b", **slow)
+        second = processor(broker, "--idle-exit", "6", "--instance-id", "b", commit_delay_ms=300, **slow)
         outputs = finish(first, timeout=120) + finish(second, timeout=120)
     finally:
         for proc in (first, second):

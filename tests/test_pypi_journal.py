@@ -22,6 +22,7 @@ from qwatch.events import Cursor, DeadLetter, JournalEntryObserved
 from qwatch.events.codec import Codec
 from qwatch.events.topics import OBSERVATIONS
 from qwatch.ids import event_id
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, make_producer, read_topic
 from qwatch.pypi.names import normalize
 from qwatch.sinks import MemorySink, PublishError, Sink
@@ -261,7 +262,7 @@ def test_journal_through_kafka_with_kafka_cursors(pypi: Served, kafka_cfg: Kafka
         metrics = fresh_metrics()
         cfg = JournalIngestConfig(xmlrpc_url=base + "/pypi", since_serial=start)
         producers.extend([make_producer(kafka_cfg), make_producer(kafka_cfg)])
-        cursors = KafkaCursorStore(kafka_cfg, producers[-2], codec)
+        cursors = KafkaCursorStore(KafkaClients(kafka_cfg), producers[-2], codec)
         sink = KafkaSink(producers[-1], codec)
         return JournalIngestor(cfg, polite(metrics, "pypi-journal"), sink, metrics, cursors)
 
@@ -277,7 +278,7 @@ def test_journal_through_kafka_with_kafka_cursors(pypi: Served, kafka_cfg: Kafka
 
     seen = [
         d.event
-        for d in read_topic(kafka_cfg, codec, OBSERVATIONS)
+        for d in read_topic(KafkaClients(kafka_cfg), codec, OBSERVATIONS)
         if isinstance(d.event, JournalEntryObserved) and d.event.package in names
     ]
     # Keyed by package, so each package's rows are ordered within its partition; compare across packages as sets.

@@ -15,6 +15,7 @@ from ingestors.pypi.watchset import WatchSet, read_watch_file, sweep
 from qwatch.config import KafkaConfig
 from qwatch.events import ReportObserved, WatchRequest
 from qwatch.events.codec import Codec
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, make_producer
 from qwatch.sinks import Delivery
 
@@ -127,7 +128,7 @@ def test_kafka_feed_reads_watch_requests_and_reports(kafka_cfg: KafkaConfig, cod
     sink.emit(_report(f"wq-{tag}-reported"))
     sink.flush(30)
     watch = WatchSet()
-    feed = KafkaWatchFeed(kafka_cfg, codec, watch)
+    feed = KafkaWatchFeed(KafkaClients(kafka_cfg), codec, watch)
     try:
         feed.catch_up(30)
         mine = [n for n in watch.names() if tag in n]

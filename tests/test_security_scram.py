@@ -18,6 +18,7 @@ from qwatch.broker import LocalBroker
 from qwatch.config import KafkaConfig
 from qwatch.events import topics
 from qwatch.events.codec import Codec
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, create_topics, make_admin, make_producer, read_topic
 
 pytestmark = pytest.mark.kafka
@@ -56,7 +57,7 @@ def test_authenticated_clients_produce_and_consume(scram_broker: LocalBroker, co
     row = events.JournalEntryObserved("scram-1", "pypi-journal", "PyPI", "demo", 1, 2, "create", None, 1, 2, "demo")
     sink.emit(row)
     sink.close()
-    assert [d.event for d in read_topic(cfg, codec, topics.OBSERVATIONS)] == [row]
+    assert [d.event for d in read_topic(KafkaClients(cfg), codec, topics.OBSERVATIONS)] == [row]
 
 
 def test_the_cli_works_with_credentials_from_the_environment(scram_broker: LocalBroker) -> None:

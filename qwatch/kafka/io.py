@@ -15,9 +15,12 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
-from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec, SchemaError
 from qwatch.events.topics import ALL_TOPICS, TopicSpec, key_of, route
+from qwatch.kafka.clients import KafkaClients as KafkaClients
+from qwatch.kafka.clients import make_admin as make_admin
+from qwatch.kafka.clients import make_consumer as make_consumer
+from qwatch.kafka.clients import make_producer as make_producer
 from qwatch.sinks import Delivery, PublishError
 
 logger = logging.getLogger(__name__)
@@ -45,42 +48,6 @@ def _masked(value: Any) -> Any:
 
 
 logging.getLogger("kafka.admin.client").addFilter(_MaskSaslPassword())
-
-
-def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
-    """An idempotent, acks=all producer: retries cannot duplicate or reorder within a partition."""
-    kwargs: dict[str, Any] = {
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "client_id": f"{cfg.client_id}-producer",
-        "delivery_timeout_ms": 120_000,
-    }
-    kwargs.update(cfg.client_kwargs())
-    kwargs.update(overrides)
-    return KafkaProducer(**kwargs)
-
-
-def make_consumer(cfg: KafkaConfig, group_id: str | None, *topics: str, **overrides: Any) -> KafkaConsumer:
-    """A manual-commit, read_committed consumer: offsets move only after processing, aborted data is invisible."""
-    kwargs: dict[str, Any] = {
-        "group_id": group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "isolation_level": "read_committed",
-        "client_id": f"{cfg.client_id}-consumer",
-        "session_timeout_ms": 10_000,
-        "heartbeat_interval_ms": 1_000,
-    }
-    kwargs.update(cfg.client_kwargs())
-    kwargs.update(overrides)
-    return KafkaConsumer(*topics, **kwargs)
-
-
-def make_admin(cfg: KafkaConfig, **overrides: Any) -> KafkaAdminClient:
-    """An admin client for topic creation and lag checks."""
-    kwargs = {"client_id": f"{cfg.client_id}-admin", **cfg.client_kwargs(), **overrides}
-    return KafkaAdminClient(**kwargs)
 
 
 def create_topics(admin: KafkaAdminClient, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
@@ -301,18 +268,18 @@ class KafkaSource:
 
 
 def read_topic(
-    cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
+    clients: KafkaClients, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
 ) -> list[Delivery]:
     """Read a whole topic from the beginning to its current end, without a group (for compacted state and tests)."""
-    return read_topic_to_end(cfg, codec, topic, timeout, **consumer_overrides)[0]
+    return read_topic_to_end(clients, codec, topic, timeout, **consumer_overrides)[0]
 
 
 def read_topic_to_end(
-    cfg: KafkaConfig, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
+    clients: KafkaClients, codec: Codec, topic: str, timeout: float = 10.0, **consumer_overrides: Any
 ) -> tuple[list[Delivery], dict[TopicPartition, int]]:
     """``read_topic``, plus the end offsets it read up to: where a reader that continues must start, so that no
     record falls between the read and what follows it."""
-    consumer = make_consumer(cfg, None, **consumer_overrides)
+    consumer = clients.consumer(None, **consumer_overrides)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -99,13 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, stop: StopFlag) -> int:
-    from qwatch.kafka.io import KafkaSource, make_consumer, read_topic_to_end
+    from qwatch.kafka.io import KafkaSource, read_topic_to_end
 
-    kafka, codec = rt.kafka, rt.codec
+    clients, codec = rt.clients, rt.codec
     ends: dict[TopicPartition, int] = {}  # where each start-up read stopped: the follower and a new group go on there
 
     def read(topic: str) -> list[Any]:
-        records, end = read_topic_to_end(kafka, codec, topic, cfg.startup_timeout)
+        records, end = read_topic_to_end(clients, codec, topic, cfg.startup_timeout)
         ends.update(end)
         return [d.event for d in records if d.event is not None]
 
@@ -123,12 +123,12 @@ def _serve(rt: Runtime, cfg: AlertsConfig, service: AlertService, once: bool, st
         len(service.state),
         len(raised),
     )
-    follower = make_consumer(kafka, None)
+    follower = clients.consumer(None)
     follower.assign(list(follow_from))
     for tp, offset in follow_from.items():
         follower.seek(tp, offset)
     follow = KafkaSource(follower, codec)
-    source = KafkaSource(make_consumer(kafka, cfg.group, TRANSITIONS, auto_offset_reset="latest"), codec)
+    source = KafkaSource(clients.consumer(cfg.group, TRANSITIONS, auto_offset_reset="latest"), codec)
     ready = False
     try:
         while not stop.is_set:

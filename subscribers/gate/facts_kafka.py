@@ -72,10 +72,17 @@ def from_transitions(transitions: Iterable[events.Transition]) -> dict[str, Pack
 
 def load(cfg: KafkaConfig, codec: Codec, timeout: float = 30.0) -> dict[str, PackageFacts]:
     """Read both topics to their current end (read_committed); state wins where both know a package."""
+    from qwatch.kafka.clients import KafkaClients
     from qwatch.kafka.io import read_topic
 
-    state = [d.event for d in read_topic(cfg, codec, STATE, timeout) if isinstance(d.event, events.PackageStateRecord)]
-    trans = [d.event for d in read_topic(cfg, codec, TRANSITIONS, timeout) if isinstance(d.event, events.Transition)]
+    clients = KafkaClients(cfg)
+
+    state = [
+        d.event for d in read_topic(clients, codec, STATE, timeout) if isinstance(d.event, events.PackageStateRecord)
+    ]
+    trans = [
+        d.event for d in read_topic(clients, codec, TRANSITIONS, timeout) if isinstance(d.event, events.Transition)
+    ]
     merged = from_transitions(trans)
     merged.update(from_state(state))
     return merged

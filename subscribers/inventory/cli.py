@@ -113,7 +113,7 @@ def read_all(rt: Runtime, timeout: float = 30.0) -> dict[str, InventoryRecord]:
     from qwatch.kafka.io import read_topic
 
     return latest(
-        d.event for d in read_topic(rt.kafka, rt.codec, INVENTORY, timeout) if isinstance(d.event, InventoryRecord)
+        d.event for d in read_topic(rt.clients, rt.codec, INVENTORY, timeout) if isinstance(d.event, InventoryRecord)
     )
 
 
