@@ -139,7 +139,6 @@ class ReleasesObserved:
     releases: tuple[ReleaseInfo, ...]
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class WatchRequest:
     """Asks the PyPI ingestors to look at a package now; closes the loop from processor back to fetchers."""
@@ -155,7 +154,6 @@ class WatchRequest:
     urgent: bool = False
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """Bad input, parked with its reason, so a failure is visible and replayable instead of silent."""
@@ -173,7 +171,6 @@ class DeadLetter:
     payload: str | None = None
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """An ingestor's position upstream, stored only after the events it covers were acknowledged."""

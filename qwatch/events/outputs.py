@@ -11,10 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from qwatch.frozen import fast_init
 
-
-@fast_init
 @dataclass(frozen=True, slots=True)
 class InventoryPackage:
     """One locked package, reduced to what matching and the dependency path need."""
@@ -29,7 +26,6 @@ class InventoryPackage:
     groups: tuple[str, ...] = ()
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class InventoryRecord:
     """A registered lockfile; the newest record per project on the compacted topic is the truth."""
@@ -71,7 +67,6 @@ class InventoryRecord:
         )
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A transition matched to a registered inventory, with the dependency path a developer can act on."""
