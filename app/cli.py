@@ -16,10 +16,9 @@ from app import broker, tail, topics, up
 from ingestors import cli as ingestors_cli
 from processors import cli as processors_cli
 from qwatch import __version__
-from qwatch.broker import BrokerError
-from qwatch.config import ConfigError, KafkaConfig
+from qwatch.config import KafkaConfig
+from qwatch.errors import QwatchError, UsageError
 from qwatch.kafka.clients import KafkaClients
-from qwatch.runtime import UsageError
 from qwatch.sinks import PublishError
 from subscribers.alerts import cli as alerts_cli
 from subscribers.gate import cli as gate_cli
@@ -66,7 +65,7 @@ USAGE_EXIT = {"gate": 3}
 
 
 def main(argv: Sequence[str] | None = None, kafka_clients: Callable[[KafkaConfig], KafkaClients] | None = None) -> int:
-    """Parse, run, and turn known failures into one-line errors with exit code 2.
+    """Parse, run, and turn the project's errors (``QwatchError``) into one line and their exit code.
 
     ``kafka_clients`` replaces the factory every command builds its Kafka clients with (tests inject doubles here,
     so no test-only knob reaches the production config).
@@ -84,9 +83,9 @@ def main(argv: Sequence[str] | None = None, kafka_clients: Callable[[KafkaConfig
     try:
         code: int = args.func(args)
         return code
-    except (ConfigError, UsageError, BrokerError, ValueError) as exc:
+    except UsageError as exc:
         print(f"qwatch {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except (PublishError, OSError) as exc:
         # A full disk, an unwritable --state-dir, a sink that stopped acknowledging: an operational failure, not a
         # bug. Every command saves its cursor and state only after its output was acknowledged, so say so.
@@ -97,6 +96,9 @@ def main(argv: Sequence[str] | None = None, kafka_clients: Callable[[KafkaConfig
             file=sys.stderr,
         )
         return 1
+    except QwatchError as exc:
+        print(f"qwatch {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception:

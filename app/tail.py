@@ -11,6 +11,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from app.render import render
+from qwatch.errors import UsageError
 from qwatch.events.topics import SHORT_NAMES, TRANSITIONS, resolve
 from qwatch.logs import safe
 from qwatch.runtime import Runtime, add_common, build_runtime
@@ -53,7 +54,7 @@ def _open(rt: Runtime, topic: str, from_beginning: bool) -> Source:
     parts = consumer.partitions_for_topic(topic)
     if not parts:
         consumer.close()
-        raise ValueError(f"topic {topic} does not exist; create topics with 'qwatch topics create'")
+        raise UsageError(f"topic {topic} does not exist; create topics with 'qwatch topics create'")
     tps = [TopicPartition(topic, p) for p in sorted(parts)]
     consumer.assign(tps)
     if from_beginning:

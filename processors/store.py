@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qwatch.errors import UsageError
 from qwatch.events.codec import Codec, SchemaError
 from qwatch.events.state import PackageStateRecord, state_key
 from qwatch.sinks import atomic_write
@@ -19,7 +20,7 @@ FORMAT = "qwatch-processor-state/1"
 FILENAME = "processor-state.json"
 
 
-class StateFileError(Exception):
+class StateFileError(UsageError):
     """The state file exists but cannot be used; the message says where and why."""
 
 

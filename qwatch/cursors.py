@@ -14,6 +14,7 @@ from typing import Protocol
 
 from kafka import KafkaProducer
 
+from qwatch.errors import UsageError
 from qwatch.events import Cursor
 from qwatch.events.codec import Codec
 from qwatch.events.topics import CURSORS
@@ -67,7 +68,7 @@ class FileCursorStore:
         if data["component"] != component:
             # The file name is the component sanitized and cut to 120 characters, so two long repository paths or
             # URLs can share one; another component's position must never be taken for ours.
-            raise ValueError(
+            raise UsageError(
                 f"{path} holds the cursor of {data['component']!r}, not {component!r}: the names collide once "
                 "sanitized; give one of them its own --state-dir"
             )

@@ -27,6 +27,7 @@ import httpx
 
 from qwatch import __version__
 from qwatch.config import require
+from qwatch.errors import QwatchError
 from qwatch.metrics import Metrics
 from qwatch.retry import backoff_delay
 
@@ -81,7 +82,7 @@ def make_http_client(cfg: HttpConfig) -> httpx.Client:
     )
 
 
-class HttpError(Exception):
+class HttpError(QwatchError):
     """A request that produced no usable response; ``reason`` is a bounded dead-letter category."""
 
     def __init__(self, reason: str, url: str, message: str, status: int | None = None, attempts: int = 1) -> None:

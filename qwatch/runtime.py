@@ -20,16 +20,13 @@ from qwatch import logs
 from qwatch.broker import LocalBroker, default_cache_dir
 from qwatch.config import ConfigError, KafkaConfig
 from qwatch.cursors import CursorStore, FileCursorStore, KafkaCursorStore
+from qwatch.errors import UsageError as UsageError
 from qwatch.events.codec import Codec
 from qwatch.metrics import Metrics
 from qwatch.sinks import JsonlSink, JsonlSource, Sink, Source, parse_endpoint
 
 if TYPE_CHECKING:
     from qwatch.kafka.clients import KafkaClients
-
-
-class UsageError(Exception):
-    """A problem the user can fix; the CLI prints it as one line and exits 2."""
 
 
 def default_broker_dir(env: Mapping[str, str]) -> Path:

@@ -22,6 +22,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from qwatch import events
+from qwatch.errors import QwatchError
 from qwatch.events.avro_decoder import Decoder, compile_decoder, unwrap_optional
 from qwatch.events.avro_encoder import Encoder, compile_encoder
 from schemas import SCHEMA_DIR
@@ -33,7 +34,7 @@ SCHEMA_HEADER = "qwatch-schema"
 _EMPTY = 0xC15D213AA4D7A795
 
 
-class SchemaError(Exception):
+class SchemaError(QwatchError):
     """Bytes or values that do not fit the contract; carries the schema name when known."""
 
     def __init__(self, message: str, schema: str | None = None) -> None:

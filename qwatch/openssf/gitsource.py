@@ -21,6 +21,7 @@ from typing import IO, Any, TypeVar
 
 import git
 
+from qwatch.errors import QwatchError
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
 from qwatch.openssf.osv import SCOPE_DIRS, in_scope
@@ -37,7 +38,7 @@ _BATCH_LIMIT = 1000
 """Shas written to cat-file before reading answers: 41 KB, under the 64 KB pipe buffer, so writes never block."""
 
 
-class GitSourceError(Exception):
+class GitSourceError(QwatchError):
     """git could not do what a poll needs (fetch, resolve, diff); the poll fails and the cursor stays."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from qwatch.errors import QwatchError
 from qwatch.pypi.names import normalize
 
 MAX_FILE_BYTES = 1 << 20
@@ -29,7 +30,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 _ORIGINS_KEY = "malicious-packages-origins"
 
 
-class ReportParseError(ValueError):
+class ReportParseError(QwatchError, ValueError):
     """A file that cannot become a report; ``reason`` is the bounded DeadLetter category."""
 
     def __init__(self, reason: str, message: str) -> None:

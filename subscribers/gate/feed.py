@@ -52,6 +52,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import git
 from packaging.utils import canonicalize_name
 
+from qwatch.errors import QwatchError
 from qwatch.ids import parse_rfc3339_ms
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
@@ -87,7 +88,7 @@ _PYPI_DIR = LIVE_DIR + "pypi/"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
-class FeedError(Exception):
+class FeedError(QwatchError):
     """The feed cannot be read; ``message`` says what happened and what to do (the gate exits 2)."""
 
     def __init__(self, message: str) -> None:

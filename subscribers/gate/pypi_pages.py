@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from qwatch.errors import QwatchError
 from qwatch.ids import parse_rfc3339_ms
 from qwatch.pypi.errors import PyPIParseError
 from qwatch.pypi.model import ProjectPage
@@ -21,7 +22,7 @@ from subscribers.gate.facts import PackageFacts, VersionKey, vkey, vkeys
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
-class UnusableAnswer(ValueError):
+class UnusableAnswer(QwatchError, ValueError):
     """The index answered, but not with something the gate can rely on."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from qwatch.errors import UsageError
 from subscribers.inventory.lockfiles import normalize
 
 DEFAULT_SOAK = "72h"
@@ -36,7 +37,7 @@ def parse_duration(text: str) -> int:
     if iso and raw.upper() not in ("P", "PT"):
         weeks, days, hours, minutes, seconds = (float(g) if g else 0.0 for g in iso.groups())
         return int((weeks * 604800 + days * 86400 + hours * 3600 + minutes * 60 + seconds) * 1000)
-    raise ValueError(f"duration {text!r}: use e.g. 72h, 3d, 90m, 1d12h, P3D or a number of seconds")
+    raise UsageError(f"duration {text!r}: use e.g. 72h, 3d, 90m, 1d12h, P3D or a number of seconds")
 
 
 def format_duration(ms: int) -> str:
@@ -71,7 +72,7 @@ def load_packages(path: Path | None) -> frozenset[str]:
     try:
         return parse_package_list(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"--soak-packages {path}: cannot read it ({exc.strerror or exc})") from exc
+        raise UsageError(f"--soak-packages {path}: cannot read it ({exc.strerror or exc})") from exc
 
 
 @dataclass(frozen=True, slots=True)

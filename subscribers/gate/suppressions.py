@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from qwatch.errors import UsageError
+
 if TYPE_CHECKING:
     from subscribers.gate.policy import Finding
 
@@ -36,7 +38,7 @@ KINDS = ("quarantined", "removed", "malicious", "version-missing", "soak-hold")
 _KEYS = frozenset({"package", "version", "id", "reason", "until"})
 
 
-class SuppressionError(ValueError):
+class SuppressionError(UsageError, ValueError):
     """A suppression entry the gate cannot accept; the message names the file and the entry."""
 
 

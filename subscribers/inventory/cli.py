@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qwatch.errors import UsageError
 from qwatch.events.outputs import InventoryRecord
 from qwatch.events.topics import INVENTORY
 from qwatch.ids import iso_ms, now_ms
@@ -74,7 +75,7 @@ def run_add(args: argparse.Namespace) -> int:
         inventory = load(args.lock)
         data = args.lock.read_bytes()
     except (LockfileError, OSError) as exc:
-        raise ValueError(str(exc)) from exc
+        raise UsageError(str(exc)) from exc
     now = now_ms()
     record = build_record(args.name, args.lock.name, inventory, data, now)
     requests = watch_requests(record, now)

@@ -13,6 +13,8 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from qwatch.errors import QwatchError
+
 from ._common import redact
 from .model import PackageSource
 
@@ -69,7 +71,7 @@ SHORT_OPTIONS |= {"-f": "--find-links", "-C": "--config-settings"}
 ALIASES = {"--pypi-url": "--index-url"}
 
 
-class RequirementSyntaxError(ValueError):
+class RequirementSyntaxError(QwatchError, ValueError):
     """Raised for a line pip would reject; the file walker adds the path and line number."""
 
 

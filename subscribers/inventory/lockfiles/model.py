@@ -9,12 +9,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from qwatch.errors import UsageError
 from qwatch.pypi.names import normalize as normalize
 
 SourceKind = Literal["pypi", "index", "git", "url", "path", "editable", "project"]
 
 
-class LockfileError(Exception):
+class LockfileError(UsageError):
     """The only error parsers raise for bad input, so callers need one ``except`` and get a usable message."""
 
     def __init__(self, path: str, reason: str) -> None:
