@@ -1,4 +1,4 @@
 """The top floor: the ``qwatch`` command, ``up``, ``tail``, ``broker``, ``topics`` and the demo.
 
-The only package that imports every stage; nothing imports it back (tests/test_layout.py).
+The only package that imports every stage; nothing imports it back (tests/system/test_layout.py).
 """

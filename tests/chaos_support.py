@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import slow_commit
 from kafka import TopicPartition
 
 from app.supervisor import Supervisor
@@ -41,6 +40,7 @@ from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import make_admin, make_consumer, read_topic
 from subscribers.alerts.matching import match
 from testing.fakepypi import FakePyPI, Fault
+from tests import slow_commit
 
 Identity = tuple[str, str, str | None]
 """What a transition is about: (kind, package, version or report id). Counted as a multiset: a project can be

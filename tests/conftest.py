@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixture_paths import SHARED
 from hypothesis import HealthCheck, settings
 from kafka.admin import NewTopic
 
@@ -21,6 +20,7 @@ from qwatch.broker import LocalBroker
 from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
 from qwatch.kafka.io import create_topics, make_admin
+from tests.fixture_paths import SHARED
 
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("nightly", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,7 +1,7 @@
 """Typed events that flow between components, mirrored one-to-one by the ``.avsc`` files in ``schemas/``.
 
 Frozen so an event cannot change after its deterministic id was computed; tuples instead of lists for the same
-reason. A parity test (tests/test_schema_parity.py) keeps these classes and the schemas identical.
+reason. A parity test (tests/qwatch/events/test_schema_parity.py) keeps these classes and the schemas identical.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ order and fills the dataclass's slots directly (bench/codec_bench.py has the spe
 
 The subset is the encoder's (``qwatch.events.avro_encoder``): null, boolean, int, long, string, bytes, records, arrays
 and unions of null with one other type; :func:`compile_decoder` returns None for anything else and the codec keeps
-fastavro. On every valid encoding both give the same object (tests/test_fuzz_codec.py); on malformed bytes this decoder
-is stricter, never looser: a boolean byte other than 0 or 1, a union index other than 0 or 1, an ``int`` beyond 32 bits,
-a varint longer than 10 bytes or beyond 64 bits, a negative length or a length past the end all raise ``ValueError``
-(the codec turns it into a SchemaError), where fastavro may return a value.
+fastavro. On every valid encoding both give the same object (tests/qwatch/events/test_codec_fuzz.py); on malformed bytes
+this decoder is stricter, never looser: a boolean byte other than 0 or 1, a union index other than 0 or 1, an ``int``
+beyond 32 bits, a varint longer than 10 bytes or beyond 64 bits, a negative length or a length past the end all raise
+``ValueError`` (the codec turns it into a SchemaError), where fastavro may return a value.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ parsed ``.avsc``, that reads the attributes in schema order and appends their Av
 
 Only what qwatch's schemas use is supported: null, boolean, int, long, string, bytes, records, arrays, and unions of
 null with one other type. :func:`compile_encoder` returns None for anything else, and the codec then keeps fastavro.
-fastavro stays the reference: tests/test_avro_encoder.py checks that both write the same bytes for every type.
+fastavro stays the reference: tests/qwatch/events/test_avro_encoder.py checks that both write the same bytes for every
+type.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ class Codec:
         self, types: Iterable[type] | None = None, schema_dir: Path = SCHEMA_DIR, generated: bool = True
     ) -> None:
         """``generated=False`` encodes and decodes through fastavro only: the reference the generated code is
-        tested against (tests/test_fuzz_codec.py), and the baseline of bench/codec_bench.py."""
+        tested against (tests/qwatch/events/test_codec_fuzz.py), and the baseline of bench/codec_bench.py."""
         self._by_name: dict[str, _Entry] = {}
         self._by_cls: dict[type, _Entry] = {}
         self._by_fp: dict[bytes, _Entry] = {}

@@ -97,7 +97,7 @@ class TransactionalAppender:
     It reaches into kafka-python's producer internals (accumulator, transaction manager, sender), so it checks at
     construction that they are there and that the producer is transactional with the default partitioner, and
     otherwise every call is a plain ``send``; so is a call for a topic without metadata yet, or an oversized record
-    (``send`` then waits or raises as usual). tests/test_processor_kafka.py checks on the real broker that committed
+    (``send`` then waits or raises as usual). tests/processors/test_service.py checks on the real broker that committed
     and aborted transactions behave the same through it.
     """
 
