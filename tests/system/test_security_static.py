@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from qwatch.config import KafkaConfig, Secret
 from qwatch.http import HttpConfig, HttpError, PoliteClient, make_http_client
-from qwatch.kafka import io as kafka_io
+from qwatch.kafka import clients as kafka_clients
 from qwatch.metrics import Metrics
 from subscribers.alerts import webhook
 from tests.hostile_support import ROOT
@@ -222,7 +222,7 @@ def test_kafka_clients_keep_hostname_checks(factory: str, monkeypatch: pytest.Mo
         return object()
 
     for name in ("KafkaProducer", "KafkaConsumer", "KafkaAdminClient"):
-        monkeypatch.setattr(kafka_io, name, record)
+        monkeypatch.setattr(kafka_clients, name, record)
     cfg = KafkaConfig(
         bootstrap="broker:9093",
         security_protocol="SASL_SSL",
@@ -231,7 +231,7 @@ def test_kafka_clients_keep_hostname_checks(factory: str, monkeypatch: pytest.Mo
         sasl_password=Secret("pw"),
         ssl_cafile="/etc/qwatch/ca.pem",
     )
-    factory_fn = getattr(kafka_io, factory)
+    factory_fn = getattr(kafka_clients, factory)
     if factory == "make_consumer":
         factory_fn(cfg, "group")
     else:
