@@ -9,15 +9,21 @@ processor inside it. The window comes from a Kafka client factory injected at th
 from __future__ import annotations
 
 import sys
-import time
-from functools import partial
-from typing import Any
+from pathlib import Path
 
-from kafka import KafkaProducer
+if __name__ == "__main__":
+    # Run as a script, sys.path[0] is tests/, whose tests/qwatch and tests/app packages would shadow the project's.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from app.cli import main
-from qwatch.config import KafkaConfig
-from qwatch.kafka.clients import KafkaClients, producer_kwargs
+import time  # noqa: E402
+from functools import partial  # noqa: E402
+from typing import Any  # noqa: E402
+
+from kafka import KafkaProducer  # noqa: E402
+
+from app.cli import main  # noqa: E402
+from qwatch.config import KafkaConfig  # noqa: E402
+from qwatch.kafka.clients import KafkaClients, producer_kwargs  # noqa: E402
 
 
 class SlowCommitProducer(KafkaProducer):  # type: ignore[misc]
