@@ -10,6 +10,7 @@ import pytest
 
 from qwatch import events
 from qwatch.cursors import FileCursorStore
+from qwatch.errors import UsageError
 from qwatch.events.codec import Codec
 from qwatch.sinks import JsonlSink, JsonlSource, PublishError, parse_endpoint
 
@@ -81,5 +82,5 @@ def test_endpoint_specs(spec: str) -> None:
 
 @pytest.mark.parametrize("spec", ["", "jsonl:", "json:-", "kafka:foo"])
 def test_bad_endpoint_specs(spec: str) -> None:
-    with pytest.raises(ValueError, match="jsonl:PATH"):
+    with pytest.raises(UsageError, match="jsonl:PATH"):
         parse_endpoint(spec, "--sink")
