@@ -23,6 +23,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY qwatch ./qwatch
+COPY app ./app
+COPY testing ./testing
 COPY ingestors ./ingestors
 COPY processors ./processors
 COPY subscribers ./subscribers

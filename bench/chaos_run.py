@@ -1,8 +1,8 @@
 """The SIGKILL chaos run, full size: every component of ``qwatch up`` killed ``--kills`` times at random points while a
 seeded upstream timeline plays, then a drain and a reconciliation of every change against the transitions topic.
 
-The CI suite (``tests/test_chaos.py``) runs the same harness with ~8 kills per component; this is the long version
-the resilience issue asks for (at least 50 kills per component), run by hand:
+The CI suite (``tests/system/test_chaos.py``) runs the same harness with ~8 kills per component; this is the long
+version the resilience issue asks for (at least 50 kills per component), run by hand:
 
     python bench/chaos_run.py --kills 50 --seed 7
 
@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from chaos_support import ChaosWorld, KillPlan, Pipeline, reconcile, run_chaos, running, settle  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from qwatch.broker import LocalBroker  # noqa: E402
 from qwatch.config import KafkaConfig  # noqa: E402
-from qwatch.kafka_io import create_topics, make_admin  # noqa: E402
+from qwatch.kafka.io import create_topics, make_admin  # noqa: E402
+from tests.chaos_support import ChaosWorld, KillPlan, Pipeline, reconcile, run_chaos, running, settle  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "chaos.json"
 
@@ -56,7 +55,7 @@ def chaos(kills: int, seed: int, projects: int, commit_delay_ms: int, workdir: P
         bootstrap,
         workdir / "run",
         f"bench{seed}",
-        processor_env={"QWATCH_PROCESSOR_TEST_COMMIT_DELAY_MS": str(commit_delay_ms)},
+        processor_commit_delay_ms=commit_delay_ms,
     )
     try:
         with running(pipeline):

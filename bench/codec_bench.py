@@ -17,7 +17,7 @@ from typing import Any
 import fastavro
 
 from qwatch import events
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
 
 
 def _status(i: int) -> events.ProjectStatusObserved:

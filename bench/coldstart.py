@@ -1,7 +1,7 @@
 """Cold start: from an empty deployment to caught up, as one figure with its stages.
 
 Upstream, all local: the shared real OpenSSF history at its head (``shared/fixtures/ossf-history``, about 27k
-reports) and a local PyPI (``python -m qwatch.fakepypi --generate 800000``, its own process) whose root lists
+reports) and a local PyPI (``python -m testing.fakepypi --generate 800000``, its own process) whose root lists
 800,000 projects; the deployment watches 10,000 of them. Empty state directories, nothing cached. The stages run as
 a deployment runs them, the two ingestors at the same time, then the processor over everything they emitted:
 
@@ -45,16 +45,16 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=800_000)
     parser.add_argument("--watch", type=int, default=10_000)
     args = parser.parse_args()
-    from test_openssf_history import BUNDLE_HEAD, clone_history
+    from tests.ingestors.openssf.test_history import BUNDLE_HEAD, clone_history
 
-    py = [sys.executable, "-m", "qwatch"]
+    py = [sys.executable, "-m", "app"]
     env = {**os.environ, "QWATCH_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="qwatch-coldstart-") as tmp:
         work = Path(tmp)
         repo = clone_history(work / "R")
         t0 = time.monotonic()
         server = subprocess.Popen(
-            [sys.executable, "-m", "qwatch.fakepypi", "--generate", str(args.projects)],
+            [sys.executable, "-m", "testing.fakepypi", "--generate", str(args.projects)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

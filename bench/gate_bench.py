@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qwatch.cli import main
-from qwatch.fakepypi import FakePyPI
+from app.cli import main
+from testing.fakepypi import FakePyPI
 
 OUT = Path(__file__).parent / "out" / "gate.json"
 

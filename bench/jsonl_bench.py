@@ -38,10 +38,10 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from processors.core import step  # noqa: E402
 from processors.runner import BatchRunner  # noqa: E402
-from processors.state import PackageStateRecord, state_key  # noqa: E402
 from processors.store import FileStateStore  # noqa: E402
 from qwatch import ids  # noqa: E402
-from qwatch.codec import Codec  # noqa: E402
+from qwatch.events.codec import Codec  # noqa: E402
+from qwatch.events.state import PackageStateRecord, state_key  # noqa: E402
 from qwatch.metrics import Metrics  # noqa: E402
 from qwatch.sinks import Delivery, JsonlSink, JsonlSource  # noqa: E402
 
@@ -56,7 +56,7 @@ def build_stream(work: Path) -> Path:
     path = work / "observations.jsonl"
     if path.exists():
         return path
-    from test_openssf_history import clone_history, first_parents, snapshot_then_follow
+    from tests.ingestors.openssf.test_history import clone_history, first_parents, snapshot_then_follow
 
     git_dir = clone_history(work / "R") if not (work / "R").exists() else work / "R"
     commits = first_parents(git_dir)
@@ -172,7 +172,7 @@ def bench_cli(path: Path, work: Path) -> dict[str, Any]:
     state_dir, out = work / "state-cli", work / "out-cli.jsonl"
     for p in (*(state_dir.glob("*") if state_dir.exists() else []), out):
         p.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "qwatch", "process", "--source", f"jsonl:{path}", "--sink", f"jsonl:{out}",
+    cmd = [sys.executable, "-m", "app", "process", "--source", f"jsonl:{path}", "--sink", f"jsonl:{out}",
            "--state-dir", str(state_dir), "--once"]  # fmt: skip
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)

@@ -2,7 +2,7 @@
 
 The real pipeline, each component its own ``qwatch`` process as ``qwatch up`` runs them, on a real local broker:
 
-    local PyPI journal (qwatch.fakepypi, real HTTP)  --XML-RPC, polled every 5 s-->  qwatch ingest pypi-journal
+    local PyPI journal (testing.fakepypi, real HTTP)  --XML-RPC, polled every 5 s-->  qwatch ingest pypi-journal
       --> qwatch.observations.v1 --> qwatch process --> qwatch.transitions.v1 --> qwatch alerts --> webhook receiver
 
 plus ``qwatch inventory add`` for a registered lockfile. Two phases:
@@ -49,11 +49,11 @@ sys.path.insert(0, str(ROOT))
 
 from qwatch import events  # noqa: E402
 from qwatch.broker import LocalBroker  # noqa: E402
-from qwatch.codec import Codec  # noqa: E402
 from qwatch.config import KafkaConfig  # noqa: E402
-from qwatch.fakepypi import FakePyPI  # noqa: E402
-from qwatch.kafka_io import create_topics, make_admin, make_consumer  # noqa: E402
-from qwatch.topics import TRANSITIONS  # noqa: E402
+from qwatch.events.codec import Codec  # noqa: E402
+from qwatch.events.topics import TRANSITIONS  # noqa: E402
+from qwatch.kafka.io import create_topics, make_admin, make_consumer  # noqa: E402
+from testing.fakepypi import FakePyPI  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "latency.json"
 SERIALS_PER_DAY = 20_000
@@ -180,7 +180,7 @@ def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     """One ``qwatch`` component, its output in ``log``."""
     with open(log, "wb") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "qwatch", *argv], env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", "app", *argv], env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT
         )
 
 
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         logs = work / "logs"
         logs.mkdir()
         added = subprocess.run(
-            [sys.executable, "-m", "qwatch", "inventory", "add", "--name", "bench-app", "--lock", str(lock)],
+            [sys.executable, "-m", "app", "inventory", "add", "--name", "bench-app", "--lock", str(lock)],
             env=env,
             cwd=ROOT,
             capture_output=True,

@@ -34,8 +34,7 @@ from typing import Any
 import httpx
 
 from qwatch import events, ids
-from qwatch.codec import Codec
-from qwatch.fakepypi import FakePyPI
+from qwatch.events.codec import Codec
 from qwatch.sinks import JsonlSink, JsonlSource
 from subscribers.mirror import tools
 from subscribers.mirror.bandersnatch import BandersnatchMirror
@@ -43,6 +42,7 @@ from subscribers.mirror.cli import handle_batch
 from subscribers.mirror.devpi import DevpiIndex
 from subscribers.mirror.plan import Policy
 from subscribers.mirror.service import AuditLog, Enforcer
+from testing.fakepypi import FakePyPI
 
 OUT = Path(__file__).parent / "out" / "mirror.json"
 KINDS = ["QUARANTINED", "CLEARED", "RELEASE_QUARANTINED", "RELEASE_CLEARED", "YANKED", "REMOVED", "RESTORED"]

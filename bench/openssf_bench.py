@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "shared" / "ossf-sample"
+FIXTURES = Path(os.environ.get("QWATCH_SHARED_FIXTURES") or ROOT.parent / "shared" / "fixtures") / "ossf-sample"
 OUT = ROOT / "bench" / "out" / "openssf.json"
 PENDING_EVERY = 200
 """One file in 200 is a pending ``MAL-0000`` file (id ""), as between an ingest and its "Assign IDs"."""
@@ -249,11 +249,11 @@ def worker(repo: Path, state: Path, snapshot_only: str | None = None) -> dict[st
     from prometheus_client import CollectorRegistry
 
     from ingestors.openssf.config import OpenSSFConfig
-    from ingestors.openssf.gitsource import GitSource
     from ingestors.openssf.index import ReportIndex
     from ingestors.openssf.service import OpenSSFService
     from qwatch.cursors import FileCursorStore
     from qwatch.metrics import Metrics
+    from qwatch.openssf.gitsource import GitSource
 
     metrics = Metrics(CollectorRegistry())
     cursors = FileCursorStore(state)
@@ -308,7 +308,7 @@ def baseline(repo: Path, rev: str) -> dict[str, Any]:
     """The fastest simple way to do the snapshot's work with the same tools: ``git ls-tree -r -z`` of the scope,
     one ``git cat-file --batch`` process streaming every blob (a thread feeds it the shas, so git and Python work
     at once), and ``json.loads`` of each. Run in full, never extrapolated; no index, no events, no validation."""
-    from ingestors.openssf.gitsource import SCOPE_PATHSPECS
+    from qwatch.openssf.gitsource import SCOPE_PATHSPECS
 
     c0 = _cpu()
     t0 = time.perf_counter()
@@ -376,7 +376,7 @@ def real_history(rounds: int) -> dict[str, Any]:
     """The shared real history (``shared/fixtures/ossf-history``) at its head: the ingestor's snapshot (best of
     ``rounds`` fresh children) against the baseline (best of ``rounds``) on the same repository and commit."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_openssf_history import BUNDLE_HEAD, clone_history
+    from tests.ingestors.openssf.test_history import BUNDLE_HEAD, clone_history
 
     with tempfile.TemporaryDirectory(prefix="qwatch-ossf-real-") as tmp:
         repo = clone_history(Path(tmp) / "R")

@@ -7,12 +7,12 @@ malicious-packages pipeline. This runs, on a bare clone of it:
      head: one step per first-parent commit, each merge's step carrying its second parent's changes;
   2. **snapshot**: a fresh first run at the head (every report ``existing`` or ``withdrawn``);
 
-feeds each run's observations to ``processors.core.step`` per (ecosystem, package), and checks the invariant of
-the fixture's README with the independent reader of ``tests/test_openssf_history.py`` (git CLI + ``json.loads``):
-(a) every package's live reports equal the ids under ``osv/malicious/`` at the head that name it, (b) no REPORTED
-for an id under ``osv/withdrawn/`` at the commit that produced it, (c) no REPORTED twice for a (package, report)
-without a REPORT_WITHDRAWN between. It also folds the observations by their documented meaning without the
-processor, so a mismatch can be told apart: ingestor output, or processor handling.
+feeds each run's observations to ``processors.core.step`` per (ecosystem, package), and checks the invariant of the
+fixture's README with the independent reader of ``tests/ingestors/openssf/test_history.py`` (git CLI + ``json.loads``):
+(a) every package's live reports equal the ids under ``osv/malicious/`` at the head that name it, (b) no REPORTED for an
+id under ``osv/withdrawn/`` at the commit that produced it, (c) no REPORTED twice for a (package, report) without a
+REPORT_WITHDRAWN between. It also folds the observations by their documented meaning without the processor, so a
+mismatch can be told apart: ingestor output, or processor handling.
 
     .venv/bin/python bench/openssf_history.py [--keep DIR]
 
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from test_openssf_history import (  # noqa: E402 - the shared checks live with the test
+from qwatch.events import ReportObserved  # noqa: E402
+from tests.ingestors.openssf.test_history import (  # noqa: E402 - the shared checks live with the test
     BUNDLE_HEAD,
     Oracle,
     Verdict,
@@ -50,8 +51,6 @@ from test_openssf_history import (  # noqa: E402 - the shared checks live with t
     revived_while_withdrawn,
     snapshot_then_follow,
 )
-
-from qwatch.events import ReportObserved  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "openssf_history.json"
 

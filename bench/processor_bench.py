@@ -28,17 +28,17 @@ from prometheus_client import CollectorRegistry
 
 from processors.config import ProcessorConfig
 from processors.core import step
-from processors.samples import T0, index, journal, json_api, page, report
 from processors.service import ProcessorService, _Revocations
-from processors.state import PackageStateRecord, state_key
 from processors.tuning import tune_gc
 from qwatch import events
 from qwatch.broker import LocalBroker
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import KafkaSink, create_topics, make_admin, make_consumer, make_producer
+from qwatch.events.codec import Codec
+from qwatch.events.state import PackageStateRecord, state_key
+from qwatch.events.topics import ALL_TOPICS, OBSERVATIONS
+from qwatch.kafka.io import KafkaSink, create_topics, make_admin, make_consumer, make_producer
 from qwatch.metrics import Metrics
-from qwatch.topics import ALL_TOPICS, OBSERVATIONS
+from testing.samples import T0, index, journal, json_api, page, report
 
 OUT = Path(__file__).resolve().parent / "out" / "processor.json"
 CORE_TARGET = 100_000

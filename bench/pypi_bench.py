@@ -9,7 +9,7 @@
       - naive: ``json.loads`` of both bodies + ``{name: serial}`` dicts + a dict comparison.
     Peak RSS is the child's own ``ru_maxrss``; a third child that only reads the two bodies gives the floor.
     The state file round trip (save + load of the 800k snapshot, what a restart costs) is timed as well.
-(2) Sweep rate. ``python -m qwatch.fakepypi --generate W`` runs in its own process (so server and client do
+(2) Sweep rate. ``python -m testing.fakepypi --generate W`` runs in its own process (so server and client do
     not share a GIL), and one SimpleIngestor pass fetches every watched page through the PoliteClient, at
     concurrency 1 and 16: first pass 200s (pages parsed, statuses emitted), second pass 304s.
 
@@ -53,7 +53,7 @@ def _hwm_mb() -> float | None:
 
 def build_bodies(projects: int, changes: int, directory: Path) -> dict[str, Any]:
     """Render the root before and after ``changes`` changes; write old.json/new.json; return the plan."""
-    from qwatch.fakepypi import FakePyPI
+    from testing.fakepypi import FakePyPI
 
     fake = FakePyPI(start_serial=30_000_000)
     names = fake.generate(projects)
@@ -223,16 +223,16 @@ def _pass_rates(base: str, names: list[str], concurrency: int) -> dict[str, Any]
 def sweep_rate(watch: int, latency_watch: int, latency: float) -> dict[str, Any]:
     """Requests/s of full watch-set passes: against a fake PyPI in its own process (CPU-bound locally), and
     against an in-process fake that answers after ``latency`` seconds (what a real RTT does to a sweep)."""
-    from qwatch.fakepypi import FakePyPI, Fault
+    from testing.fakepypi import FakePyPI, Fault
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "qwatch.fakepypi", "--generate", str(watch)],
+        [sys.executable, "-m", "testing.fakepypi", "--generate", str(watch)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=ROOT,
     )
-    results: dict[str, Any] = {"watched": watch, "server": "python -m qwatch.fakepypi (separate process)"}
+    results: dict[str, Any] = {"watched": watch, "server": "python -m testing.fakepypi (separate process)"}
     try:
         assert server.stdout is not None
         base = server.stdout.readline().strip()

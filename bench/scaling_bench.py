@@ -69,9 +69,9 @@ def child(mode: str, packages: int, per_package: int, rounds: int) -> dict[str, 
     from processor_bench import MIXES, Workload
 
     from processors.core import step
-    from processors.samples import T0
-    from processors.state import PackageStateRecord, state_key
     from processors.tuning import tune_gc
+    from qwatch.events.state import PackageStateRecord, state_key
+    from testing.samples import T0
 
     observations = Workload(SEED, packages, MIXES[MIX]).take(packages * per_package)
     tune_gc()  # as `qwatch process` runs; the baseline gets the same collector settings

@@ -232,14 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         baseline_server(args.baseline_server, args.body_bytes)
         return 0
 
-    from processors import samples
     from processors.core import step
     from qwatch import events
     from qwatch.broker import LocalBroker
-    from qwatch.codec import Codec
     from qwatch.config import KafkaConfig
-    from qwatch.kafka_io import KafkaSink, create_topics, make_admin, make_producer
-    from qwatch.topics import STATE, TRANSITIONS
+    from qwatch.events.codec import Codec
+    from qwatch.events.topics import STATE, TRANSITIONS
+    from qwatch.kafka.io import KafkaSink, create_topics, make_admin, make_producer
+    from testing import samples
 
     work = Path(tempfile.mkdtemp(prefix="qwatch-bench-serve-"))
     broker = LocalBroker(work / "kafka")
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 sys.executable,
                 "-m",
-                "qwatch",
+                "app",
                 "serve",
                 "--port",
                 "0",

@@ -136,7 +136,7 @@ def main() -> int:
     command = [
         sys.executable,
         "-m",
-        "qwatch",
+        "app",
         "up",
         "--demo",
         "--churn",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import Any
 
-INGESTOR_MODULES: tuple[str, ...] = (
-    "ingestors.openssf.cli",
-    "ingestors.pypi.cli_simple",
-    "ingestors.pypi.cli_json",
-    "ingestors.pypi.cli_journal",
-)
-"""Modules exposing ``register(ingest_subparsers)``; each ingestor adds its own line."""
+from ingestors.openssf import cli as openssf_cli
+from ingestors.pypi import cli_journal, cli_json, cli_simple
+
+INGESTOR_MODULES: tuple[ModuleType, ...] = (openssf_cli, cli_simple, cli_json, cli_journal)
+"""Modules exposing ``register(ingest_subparsers)``; each ingestor adds its own line, in ``--help`` order."""
 
 
 def register(sub: Any) -> None:
@@ -22,5 +20,5 @@ def register(sub: Any) -> None:
         description="Each ingestor polls one upstream source and emits normalized Avro observations.",
     )
     ingest = p.add_subparsers(dest="ingestor", metavar="SOURCE", required=True)
-    for name in INGESTOR_MODULES:
-        importlib.import_module(name).register(ingest)
+    for module in INGESTOR_MODULES:
+        module.register(ingest)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from processors.core import step
 from processors.draft import JOURNAL
-from processors.state import PackageStateRecord, state_key
-from qwatch import events, ids
+from qwatch import deadletters, events
+from qwatch.events.state import PackageStateRecord, state_key
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
 from qwatch.sinks import Delivery
@@ -41,17 +41,16 @@ def dead_letter(delivery: Delivery, reason: str, error: str, now_ms: int) -> eve
         except UnicodeDecodeError:
             payload = None  # Avro bytes are not text; the pointer finds them on the topic
     event = delivery.event
-    return events.DeadLetter(
-        event_id=ids.event_id("processor", delivery.pointer, reason),
+    return deadletters.dead_letter(
         source="processor",
+        reason=reason,
+        error=error,
+        pointer=delivery.pointer,
+        observed_at=now_ms,
+        payload=payload,
+        payload_cap=PAYLOAD_CAP,
         ecosystem=str(getattr(event, "ecosystem", "") or ""),
         package=str(getattr(event, "package", "") or ""),
-        observed_at=now_ms,
-        upstream_time=None,
-        reason=reason,
-        error=safe(error, 500),
-        pointer=delivery.pointer,
-        payload=payload,
     )
 
 

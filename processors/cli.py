@@ -13,9 +13,9 @@ from processors.store import FileStateStore, StateFileError
 from processors.tuning import tune_gc
 from qwatch import config as cfgmod
 from qwatch import ids
+from qwatch.events.topics import OBSERVATIONS
 from qwatch.runtime import Runtime, StopFlag, UsageError, add_common, build_runtime
 from qwatch.sinks import Sink, parse_endpoint
-from qwatch.topics import OBSERVATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         if rt.common.state_dir is not None:
             logger.info("--state-dir ignored: with Kafka on both ends state lives on qwatch.state.v1")
         service = ProcessorService(
-            cfg, rt.kafka, rt.codec, rt.metrics, stop=stop, heartbeat=rt.heartbeat("processor loop")
+            cfg, rt.clients, rt.codec, rt.metrics, stop=stop, heartbeat=rt.heartbeat("processor loop")
         )
         processed = service.run(once=args.once, idle_exit=args.idle_exit)
         logger.info("processed %d observations, emitted %d transitions", processed, service.transitions)

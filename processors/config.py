@@ -49,9 +49,6 @@ class ProcessorConfig:
     )
     lag_interval_s: float = field(default=5.0, metadata={"help": "how often consumer lag is measured"})
     retry_backoff_s: float = field(default=1.0, metadata={"help": "first back-off after a failed batch (doubles)"})
-    test_commit_delay_ms: int = field(
-        default=0, metadata={"help": "testing only: sleep inside every transaction before committing it"}
-    )
 
     def __post_init__(self) -> None:
         require(bool(self.group_id.strip()), PREFIX, "group_id", "must not be empty")
@@ -67,7 +64,6 @@ class ProcessorConfig:
         require(self.compression in ("zstd", "gzip", "none"), PREFIX, "compression", "zstd, gzip or none")
         require(self.lag_interval_s > 0, PREFIX, "lag_interval_s", "expected seconds > 0")
         require(0 < self.retry_backoff_s <= 60, PREFIX, "retry_backoff_s", "expected 0-60 seconds")
-        require(self.test_commit_delay_ms >= 0, PREFIX, "test_commit_delay_ms", "expected milliseconds >= 0")
 
     @property
     def transactional_id(self) -> str:

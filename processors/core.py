@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 from processors import releases, reports, status
 from processors.draft import AUTHORITIES, JOURNAL, Draft, Pending, applied_key, snapshot
 from processors.severity import severity
-from processors.state import QUARANTINED, REMOVED, PackageStateRecord, empty_state
 from qwatch import events
+from qwatch.events.state import QUARANTINED, REMOVED, PackageStateRecord, empty_state
 
 
 class StepResult(NamedTuple):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from processors.state import (
+from qwatch import events, ids
+from qwatch.events.state import (
     MAX_APPLIED,
     MAX_FACTS,
     MAX_RELEASES,
@@ -23,7 +24,6 @@ from processors.state import (
     Sighting,
     StatusPoint,
 )
-from qwatch import events, ids
 from qwatch.frozen import fast_init
 
 SOURCE = "processor"

@@ -38,14 +38,12 @@ class BackgroundCommit:
         offsets: dict[TopicPartition, OffsetAndMetadata],
         group_metadata: Any,
         call_timeout_s: float,
-        delay_s: float = 0.0,
     ) -> None:
         self._producer = producer
         self._futures = futures
         self._offsets = offsets
         self._group_metadata = group_metadata
         self._call_timeout_s = call_timeout_s
-        self._delay_s = delay_s
         self._error: BaseException | None = None
         self._deadline = time.monotonic() + 3 * call_timeout_s  # flush, offsets, commit: each had its own deadline
         self._thread = threading.Thread(target=self._run, name="qwatch-commit", daemon=True)
@@ -59,8 +57,6 @@ class BackgroundCommit:
                 errors = [f.exception for f in failed if f.is_done]
                 why = errors[0] if errors else "not acknowledged when the flush returned"
                 raise KafkaError(f"{len(failed)} of {len(self._futures)} sends failed: {why}")
-            if self._delay_s:
-                time.sleep(self._delay_s)
             if self._offsets:
                 self._producer.send_offsets_to_transaction(self._offsets, self._group_metadata)
             self._producer.commit_transaction()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from processors.state import PackageStateRecord
+from qwatch.events.state import PackageStateRecord
 
 CHECKPOINT_PREFIX = "qwatch-state-checkpoint="
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from processors.core import DECIDING_JOURNAL_ACTIONS
-from qwatch.codec import MAGIC, Codec
+from qwatch.events.codec import MAGIC, Codec
 
 
 class JournalPrefilter:

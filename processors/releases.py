@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors import kinds as k
 from processors.draft import Draft, Pending
 from processors.reports import escalate
-from processors.state import ReleaseRecord
 from qwatch import events
+from qwatch.events import kinds as k
+from qwatch.events.state import ReleaseRecord
 
 JOURNAL_ACTIONS: dict[str, tuple[str, bool, str | None]] = {
     "release quarantined": ("quarantined", True, k.K_RELEASE_QUARANTINED),

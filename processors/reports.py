@@ -21,11 +21,11 @@ later exposure escalates it once (``escalate``).
 
 from __future__ import annotations
 
-from processors import kinds as k
 from processors.draft import Draft, Pending
 from processors.severity import exposed, reported
-from processors.state import ReportRecord
 from qwatch import events, ids
+from qwatch.events import kinds as k
+from qwatch.events.state import ReportRecord
 
 LIVE = "live"
 WITHDRAWN_DIR = "osv/withdrawn/"

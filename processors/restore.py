@@ -16,21 +16,20 @@ from kafka import TopicPartition
 from processors.batch import Batch
 from processors.draft import JOURNAL
 from processors.prefilter import JournalPrefilter
-from processors.state import PackageStateRecord, state_key
-from qwatch.codec import Codec, SchemaError
-from qwatch.config import KafkaConfig
-from qwatch.kafka_io import make_consumer
+from qwatch.events.codec import Codec, SchemaError
+from qwatch.events.state import PackageStateRecord, state_key
+from qwatch.events.topics import OBSERVATIONS, STATE
+from qwatch.kafka.clients import KafkaClients
 from qwatch.sinks import Delivery
-from qwatch.topics import OBSERVATIONS, STATE
 
 logger = logging.getLogger(__name__)
 
 
 def _read(
-    kafka: KafkaConfig, topic: str, starts: dict[int, int | None], ends: dict[int, int] | None, deadline: float
+    clients: KafkaClients, topic: str, starts: dict[int, int | None], ends: dict[int, int] | None, deadline: float
 ) -> dict[int, list[Any]]:
     """Records of ``topic`` partitions from ``starts`` (None: the beginning) to ``ends`` (None: the LSO)."""
-    reader = make_consumer(kafka, None, client_id=f"{kafka.client_id}-processor-restore", max_poll_records=5000)
+    reader = clients.consumer(None, client_id=f"{clients.cfg.client_id}-processor-restore", max_poll_records=5000)
     out: dict[int, list[Any]] = {p: [] for p in starts}
     try:
         available = reader.partitions_for_topic(topic) or set()
@@ -59,11 +58,11 @@ def _read(
 
 
 def read_states(
-    kafka: KafkaConfig, codec: Codec, partitions: set[int], deadline: float
+    clients: KafkaClients, codec: Codec, partitions: set[int], deadline: float
 ) -> dict[int, dict[str, PackageStateRecord]]:
     """The last committed state record of every package on these state-topic partitions."""
     out: dict[int, dict[str, PackageStateRecord]] = {p: {} for p in partitions}
-    for p, recs in _read(kafka, STATE, dict.fromkeys(partitions), None, deadline).items():
+    for p, recs in _read(clients, STATE, dict.fromkeys(partitions), None, deadline).items():
         states = out[p]
         for rec in recs:
             key = rec.key.decode() if rec.key else ""
@@ -81,7 +80,7 @@ def read_states(
 
 
 def replay(
-    kafka: KafkaConfig,
+    clients: KafkaClients,
     codec: Codec,
     partition: int,
     start: int,
@@ -96,7 +95,7 @@ def replay(
     The outputs are discarded: these records were processed and their outputs committed together with the
     offsets that brought the group past them. The core is deterministic, so the state comes out as it was.
     """
-    records = _read(kafka, OBSERVATIONS, {partition: start}, {partition: end}, deadline)[partition]
+    records = _read(clients, OBSERVATIONS, {partition: start}, {partition: end}, deadline)[partition]
     batch = Batch(clock, authority)
     ignorable = JournalPrefilter(codec).ignorable
     for rec in records:

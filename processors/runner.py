@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from processors.batch import Batch
 from processors.draft import JOURNAL
-from processors.state import PackageStateRecord
 from processors.store import FileStateStore
 from processors.tuning import settle_after_restore
+from qwatch.events.state import PackageStateRecord
 from qwatch.metrics import Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import Delivery, Sink, Source

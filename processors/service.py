@@ -42,16 +42,16 @@ from processors.config import ProcessorConfig
 from processors.inflight import BackgroundCommit
 from processors.partitions import Partition, checkpoint_metadata, parse_checkpoint
 from processors.prefilter import JournalPrefilter
-from processors.state import PackageStateRecord
 from processors.tuning import IdleCollector, settle_after_restore
 from qwatch import ids
-from qwatch.codec import Codec, SchemaError
-from qwatch.config import KafkaConfig
-from qwatch.kafka_io import TransactionalAppender, make_consumer, make_producer
+from qwatch.events.codec import Codec, SchemaError
+from qwatch.events.state import PackageStateRecord
+from qwatch.events.topics import DEADLETTER, OBSERVATIONS, STATE, TRANSITIONS, WATCH, key_of
+from qwatch.kafka.clients import KafkaClients
+from qwatch.kafka.io import TransactionalAppender
 from qwatch.metrics import Heartbeat, Metrics
 from qwatch.runtime import StopFlag
 from qwatch.sinks import Delivery
-from qwatch.topics import DEADLETTER, OBSERVATIONS, STATE, TRANSITIONS, WATCH, key_of
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ProcessorService:
     def __init__(
         self,
         cfg: ProcessorConfig,
-        kafka: KafkaConfig,
+        clients: KafkaClients,
         codec: Codec,
         metrics: Metrics,
         clock: Callable[[], int] = ids.now_ms,
@@ -108,7 +108,8 @@ class ProcessorService:
         heartbeat: Heartbeat | None = None,
     ) -> None:
         self._cfg = cfg
-        self._kafka = kafka
+        self._clients = clients
+        self._kafka = clients.cfg
         self._codec = codec
         self._metrics = metrics
         self._clock = clock
@@ -129,8 +130,7 @@ class ProcessorService:
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def _new_producer(self) -> KafkaProducer:
-        producer = make_producer(
-            self._kafka,
+        producer = self._clients.producer(
             transactional_id=self._cfg.transactional_id,
             transaction_timeout_ms=self._cfg.transaction_timeout_ms,
             client_id=f"{self._kafka.client_id}-processor-{self._cfg.instance_id}",
@@ -154,8 +154,7 @@ class ProcessorService:
 
     def _open(self) -> None:
         self._producer = self._new_producer()
-        consumer = make_consumer(
-            self._kafka,
+        consumer = self._clients.consumer(
             self._cfg.group_id,
             max_poll_records=self._cfg.batch_size,
             session_timeout_ms=10_000,
@@ -283,7 +282,7 @@ class ProcessorService:
         deadline = started + self._cfg.restore_timeout_s
         timeout_ms = int(self._cfg.call_timeout_s * 1000)
         committed = {p: consumer.committed(TopicPartition(OBSERVATIONS, p), True, timeout_ms) for p in partitions}
-        states = restore.read_states(self._kafka, self._codec, partitions, deadline)
+        states = restore.read_states(self._clients, self._codec, partitions, deadline)
         parts: dict[int, Partition] = {}
         replayed = 0
         for p in sorted(partitions):
@@ -293,7 +292,7 @@ class ProcessorService:
             part = Partition(p, states[p], nxt, nxt if checkpoint is None else checkpoint)
             if nxt is not None and part.checkpoint is not None and part.checkpoint < nxt:
                 part.dirty = restore.replay(
-                    self._kafka,
+                    self._clients,
                     self._codec,
                     p,
                     part.checkpoint,
@@ -391,7 +390,6 @@ class ProcessorService:
                 offsets,
                 consumer.group_metadata() if offsets else None,
                 self._cfg.call_timeout_s,
-                self._cfg.test_commit_delay_ms / 1000,
             ),
             batch,
             count,

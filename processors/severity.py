@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors import kinds as k
-from processors.state import ReportRecord
+from qwatch.events import kinds as k
+from qwatch.events.state import ReportRecord
 
 LEVELS = ("low", "medium", "high", "critical")
 

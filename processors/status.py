@@ -6,9 +6,11 @@ page is the state at a serial. Both become StatusPoints; the timeline decides wh
 
 from __future__ import annotations
 
-from processors import kinds, timeline
+from processors import timeline
 from processors.draft import JOURNAL, Draft, Pending
-from processors.state import (
+from qwatch import events
+from qwatch.events import kinds
+from qwatch.events.state import (
     ACTIVE,
     ARCHIVED,
     FLOATING_RANK,
@@ -21,7 +23,6 @@ from processors.state import (
     Sighting,
     StatusPoint,
 )
-from qwatch import events
 
 PAGE_STATUS = {"active": ACTIVE, "deprecated": ACTIVE, "archived": ARCHIVED, "quarantined": QUARANTINED}
 """PEP 792 markers → our statuses. PyPI never emits 'deprecated'; if an index does, the project still installs."""

@@ -27,8 +27,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from processors.state import PackageStateRecord, state_key
-from qwatch.codec import Codec, SchemaError
+from qwatch.errors import UsageError
+from qwatch.events.codec import Codec, SchemaError
+from qwatch.events.state import PackageStateRecord, state_key
 from qwatch.sinks import atomic_write
 
 FORMAT = "qwatch-processor-state/1"
@@ -42,7 +43,7 @@ bytes as were appended since the last one, which keeps the total cost linear in 
 at most three times the state's size."""
 
 
-class StateFileError(Exception):
+class StateFileError(UsageError):
     """The state file exists but cannot be used; the message says where and why."""
 
 

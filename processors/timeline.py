@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Sequence
 from typing import NamedTuple
 
-from processors.kinds import K_ARCHIVED, K_CLEARED, K_UNARCHIVED, Step, steps_between
-from processors.state import (
+from qwatch.events.kinds import K_ARCHIVED, K_CLEARED, K_UNARCHIVED, Step, steps_between
+from qwatch.events.state import (
     ACTIVE,
     FLOATING_RANK,
     JOURNAL_RANK,

@@ -14,12 +14,13 @@ from typing import Protocol
 
 from kafka import KafkaProducer
 
-from qwatch.codec import Codec
-from qwatch.config import KafkaConfig
+from qwatch.errors import UsageError
 from qwatch.events import Cursor
-from qwatch.kafka_io import KafkaSink, read_topic
+from qwatch.events.codec import Codec
+from qwatch.events.topics import CURSORS
+from qwatch.kafka.clients import KafkaClients
+from qwatch.kafka.io import KafkaSink, read_topic
 from qwatch.sinks import atomic_write
-from qwatch.topics import CURSORS
 
 
 class CursorStore(Protocol):
@@ -67,7 +68,7 @@ class FileCursorStore:
         if data["component"] != component:
             # The file name is the component sanitized and cut to 120 characters, so two long repository paths or
             # URLs can share one; another component's position must never be taken for ours.
-            raise ValueError(
+            raise UsageError(
                 f"{path} holds the cursor of {data['component']!r}, not {component!r}: the names collide once "
                 "sanitized; give one of them its own --state-dir"
             )
@@ -87,8 +88,8 @@ class FileCursorStore:
 class KafkaCursorStore:
     """Cursors on the compacted ``qwatch.cursors.v1`` topic, keyed by component."""
 
-    def __init__(self, cfg: KafkaConfig, producer: KafkaProducer, codec: Codec, topic: str = CURSORS) -> None:
-        self._cfg = cfg
+    def __init__(self, clients: KafkaClients, producer: KafkaProducer, codec: Codec, topic: str = CURSORS) -> None:
+        self._clients = clients
         self._sink = KafkaSink(producer, codec)
         self._codec = codec
         self._topic = topic
@@ -96,7 +97,7 @@ class KafkaCursorStore:
     def load(self, component: str) -> Cursor | None:
         """Read the compacted topic to its end and keep the newest cursor of this component."""
         latest: Cursor | None = None
-        for delivery in read_topic(self._cfg, self._codec, self._topic):
+        for delivery in read_topic(self._clients, self._codec, self._topic):
             event = delivery.event
             if isinstance(event, Cursor) and event.component == component:
                 latest = event

@@ -7,7 +7,10 @@ of the opcodes it ran (bench/processor_bench.py). Storing through each slot's me
 in half the time. The class stays a frozen dataclass in every other respect: same signature and defaults, same
 ``__eq__``/``__hash__``/``__repr__``, and assignment after construction still raises ``FrozenInstanceError``.
 
-This module imports nothing from qwatch, so any record module (``processors.state`` included) can use it.
+Used only where the processor's hot path builds records (observations, transitions and their evidence, the state
+records, the core's drafts); records built a few times per minute (alerts, inventories, dead letters, cursors,
+watch requests) stay plain frozen dataclasses, free to use ``default_factory``, ``__post_init__`` or keyword-only
+fields. This module imports nothing from qwatch, so any record module can use it.
 """
 
 from __future__ import annotations

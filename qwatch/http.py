@@ -27,7 +27,9 @@ import httpx
 
 from qwatch import __version__
 from qwatch.config import require
+from qwatch.errors import QwatchError
 from qwatch.metrics import Metrics
+from qwatch.retry import backoff_delay
 
 DEFAULT_USER_AGENT = f"quarantine-watch/{__version__} (+https://github.com/quarantine-watch/quarantine-watch)"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -80,7 +82,7 @@ def make_http_client(cfg: HttpConfig) -> httpx.Client:
     )
 
 
-class HttpError(Exception):
+class HttpError(QwatchError):
     """A request that produced no usable response; ``reason`` is a bounded dead-letter category."""
 
     def __init__(self, reason: str, url: str, message: str, status: int | None = None, attempts: int = 1) -> None:
@@ -242,8 +244,7 @@ class PoliteClient:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, capped at ``backoff_max``."""
-        ceiling = min(self.cfg.backoff_max, self.cfg.backoff_base * 2.0 ** max(attempt - 1, 0))
-        return ceiling / 2 + self._rand() * ceiling / 2
+        return backoff_delay(attempt, self.cfg.backoff_base, self.cfg.backoff_max, jitter=self._rand)
 
     def _host(self, url: str) -> str:
         return urlsplit(url).netloc.lower()

@@ -131,3 +131,24 @@ def configure_up(log_file: Path, screen: Any = None, screen_level: str = "WARNIN
     kafka = logging.getLogger("kafka")
     kafka.handlers[:] = [to_file]
     kafka.propagate = False
+
+
+def human_duration(seconds: float) -> str:
+    """A duration the way a person says it: ``0.8 s``, ``42 s``, ``3 min``, ``4 h 41 min``, ``183 d 4 h``.
+
+    Two units at most (the second only when it is not zero); a negative duration (clock skew between upstream
+    and us) keeps its sign, so it stays visible instead of looking like a fast detection."""
+    sign, s = ("-", -seconds) if seconds < 0 else ("", seconds)
+    if s < 10:
+        return f"{sign}{s:.1f} s"
+    if s < 60:
+        return f"{sign}{s:.0f} s"
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    whole = int(s)
+    for i, (name, size) in enumerate(units):
+        if whole >= size:
+            first, rest = divmod(whole, size)
+            minor_name, minor_size = units[i + 1]
+            minor = rest // minor_size
+            return f"{sign}{first} {name}" + (f" {minor} {minor_name}" if minor and name != "min" else "")
+    return f"{sign}{whole} s"  # pragma: no cover - s >= 60 always matches a unit

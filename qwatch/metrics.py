@@ -65,7 +65,7 @@ TRANSITION_KINDS = (
     "REPORT_WITHDRAWN",
     "REPORT_ESCALATED",
 )
-"""``processors.kinds.ALL_KINDS`` (a test keeps them equal; plumbing does not import the processor)."""
+"""``qwatch.events.kinds.ALL_KINDS`` (a test keeps them equal; plumbing does not import the processor)."""
 
 OBSERVATION_OUTCOMES = ("ignored", "duplicate", "stale", "evidence", "applied", "watch", "transition", "deadletter")
 """Outcomes of ``qwatch_processor_observations_total`` (``processors.draft.OUTCOME_RANK`` plus dead letters)."""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from qwatch.render import human_duration
+from qwatch.logs import human_duration
 
 WIDTH = 24
 

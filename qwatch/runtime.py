@@ -10,23 +10,23 @@ import argparse
 import os
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwatch import config as cfgmod
 from qwatch import logs
 from qwatch.broker import LocalBroker, default_cache_dir
-from qwatch.codec import Codec
 from qwatch.config import ConfigError, KafkaConfig
 from qwatch.cursors import CursorStore, FileCursorStore, KafkaCursorStore
+from qwatch.errors import UsageError as UsageError
+from qwatch.events.codec import Codec
 from qwatch.metrics import Health, Heartbeat, Metrics
 from qwatch.sinks import JsonlSink, JsonlSource, Sink, Source, parse_endpoint
 
-
-class UsageError(Exception):
-    """A problem the user can fix; the CLI prints it as one line and exits 2."""
+if TYPE_CHECKING:
+    from qwatch.kafka.clients import KafkaClients
 
 
 def default_broker_dir(env: Mapping[str, str]) -> Path:
@@ -129,6 +129,8 @@ class Runtime:
     metrics: Metrics
     health: Health = field(default_factory=Health)
     _kafka: KafkaConfig | None = None
+    kafka_clients: Callable[[KafkaConfig], KafkaClients] | None = None
+    """What builds Kafka clients (``KafkaClients`` unless the composition root injected another factory)."""
 
     def heartbeat(self, name: str) -> Heartbeat:
         """A heartbeat for one service loop, checked by ``/healthz`` and ``/readyz`` on the metrics port."""
@@ -141,14 +143,23 @@ class Runtime:
             self._kafka = kafka_config(self.env, getattr(self.args, "bootstrap", None))
         return self._kafka
 
+    @property
+    def clients(self) -> KafkaClients:
+        """The Kafka client factory for this command, handed to every adapter that talks to Kafka."""
+        if self.kafka_clients is None:
+            from qwatch.kafka.clients import KafkaClients
+
+            self.kafka_clients = KafkaClients
+        return self.kafka_clients(self.kafka)
+
     def open_sink(self, spec: str | None = None, **producer_overrides: Any) -> Sink:
         """``--sink`` as a Sink."""
         kind, path = parse_endpoint(spec or self.args.sink, "--sink")
         if kind == "jsonl":
             return JsonlSink(path, self.codec, append=bool(getattr(self.args, "append", False)))
-        from qwatch.kafka_io import KafkaSink, make_producer
+        from qwatch.kafka.io import KafkaSink
 
-        return KafkaSink(make_producer(self.kafka, **producer_overrides), self.codec)
+        return KafkaSink(self.clients.producer(**producer_overrides), self.codec)
 
     def sink_is_kafka(self) -> bool:
         """True when events go to Kafka (cursors then live there too)."""
@@ -159,16 +170,14 @@ class Runtime:
         kind, path = parse_endpoint(self.args.source, "--source")
         if kind == "jsonl":
             return JsonlSource(path, self.codec)
-        from qwatch.kafka_io import KafkaSource, make_consumer
+        from qwatch.kafka.io import KafkaSource
 
-        return KafkaSource(make_consumer(self.kafka, group_id, *topics, **consumer_overrides), self.codec)
+        return KafkaSource(self.clients.consumer(group_id, *topics, **consumer_overrides), self.codec)
 
     def cursor_store(self) -> CursorStore:
         """Kafka cursors with a Kafka sink, files in ``--state-dir`` otherwise (which is then required)."""
         if self.sink_is_kafka() and self.common.state_dir is None:
-            from qwatch.kafka_io import make_producer
-
-            return KafkaCursorStore(self.kafka, make_producer(self.kafka), self.codec)
+            return KafkaCursorStore(self.clients, self.clients.producer(), self.codec)
         return FileCursorStore(self.require_state_dir())
 
     def require_state_dir(self) -> Path:
@@ -196,7 +205,7 @@ def build_runtime(args: argparse.Namespace, env: Mapping[str, str] | None = None
     metrics.declare(getattr(args, "ingestor", None) or {"process": "processor"}.get(command, command))
     health = Health(common.health_max_silence)
     metrics.serve(common.metrics_port, health=health)
-    return Runtime(args, env, common, Codec(), metrics, health)
+    return Runtime(args, env, common, Codec(), metrics, health, kafka_clients=getattr(args, "kafka_clients", None))
 
 
 class StopFlag:

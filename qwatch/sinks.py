@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from qwatch.codec import Codec, SchemaError
+from qwatch.errors import QwatchError, UsageError
+from qwatch.events.codec import Codec, SchemaError
 
 
-class PublishError(Exception):
+class PublishError(QwatchError):
     """Events were not acknowledged; the caller must not move its cursor or commit its input offsets."""
 
     def __init__(self, message: str, failed: int = 0) -> None:
@@ -85,7 +86,7 @@ def parse_endpoint(spec: str, flag: str) -> tuple[str, str]:
         return "kafka", ""
     if spec.startswith("jsonl:") and len(spec) > len("jsonl:"):
         return "jsonl", spec[len("jsonl:") :]
-    raise ValueError(f"{flag} {spec!r}: use 'kafka' or 'jsonl:PATH' ('jsonl:-' for stdout/stdin)")
+    raise UsageError(f"{flag} {spec!r}: use 'kafka' or 'jsonl:PATH' ('jsonl:-' for stdout/stdin)")
 
 
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}

@@ -29,17 +29,18 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from qwatch.codec import Codec
-from qwatch.commands.up import Plan, child_specs
+from app.supervisor import Supervisor
+from app.up import Plan, child_specs
 from qwatch.config import KafkaConfig
 from qwatch.events import Cursor, DeadLetter, Transition
-from qwatch.fakepypi import FakePyPI, Fault
-from qwatch.kafka_io import make_admin, make_consumer, read_topic
-from qwatch.supervisor import Supervisor
-from qwatch.topics import ALERTS, CURSORS, DEADLETTER, INVENTORY, OBSERVATIONS, TRANSITIONS
-from subscribers import routes as _routes  # noqa: F401 - registers the Alert and InventoryRecord topics
-from subscribers.matching import match
-from subscribers.records import Alert, InventoryRecord
+from qwatch.events.codec import Codec
+from qwatch.events.outputs import Alert, InventoryRecord
+from qwatch.events.topics import ALERTS, CURSORS, DEADLETTER, INVENTORY, OBSERVATIONS, TRANSITIONS
+from qwatch.kafka.clients import KafkaClients
+from qwatch.kafka.io import make_admin, make_consumer, read_topic
+from subscribers.alerts.matching import match
+from testing.fakepypi import FakePyPI, Fault
+from tests import slow_commit
 
 Identity = tuple[str, str, str | None]
 """What a transition is about: (kind, package, version or report id). Counted as a multiset: a project can be
@@ -433,6 +434,7 @@ class Pipeline:
         components: tuple[str, ...] = COMPONENTS,
         env: Mapping[str, str] | None = None,
         processor_env: Mapping[str, str] | None = None,
+        processor_commit_delay_ms: int = 0,
         base_backoff: float = 0.1,
         max_backoff: float = 0.5,
     ) -> None:
@@ -455,9 +457,13 @@ class Pipeline:
         self.plan = plan
         specs = {s.name: s for s in child_specs(plan, run_dir)}
         specs["openssf"] = replace(specs["openssf"], env={**specs["openssf"].env, "QWATCH_OPENSSF_PER_COMMIT": "1"})
+        processor_argv = [*_without(specs["processor"].argv, "--group-id"), "--group-id", self.group]
+        if processor_commit_delay_ms:
+            # the same command through the slow-commit client factory (its first three words are python -m app)
+            processor_argv = slow_commit.command(processor_commit_delay_ms, *processor_argv[3:])
         specs["processor"] = replace(
             specs["processor"],
-            argv=[*_without(specs["processor"].argv, "--group-id"), "--group-id", self.group],
+            argv=processor_argv,
             env={**specs["processor"].env, **(processor_env or {})},
         )
         specs["alerts"] = replace(specs["alerts"], argv=[*specs["alerts"].argv, "--group", self.alerts_group])
@@ -478,7 +484,7 @@ class Pipeline:
     def register_inventory(self) -> None:
         """Register the world's lockfile through the CLI, as a user would, before the alerts service starts."""
         result = subprocess.run(
-            [PYTHON, "-m", "qwatch", "inventory", "add", "--name", self.inventory, "--lock", str(self.world.lockfile)],
+            [PYTHON, "-m", "app", "inventory", "add", "--name", self.inventory, "--lock", str(self.world.lockfile)],
             env=self.env,
             capture_output=True,
             text=True,
@@ -747,7 +753,11 @@ def running(pipeline: Pipeline) -> Iterator[Pipeline]:
 
 def read_events(cfg: KafkaConfig, topic: str, isolation: str = "read_committed", timeout: float = 60.0) -> list[Any]:
     """Every decoded record of a topic, from the beginning to its end (read_committed by default)."""
-    return [d.event for d in read_topic(cfg, Codec(), topic, timeout, isolation_level=isolation) if d.event is not None]
+    return [
+        d.event
+        for d in read_topic(KafkaClients(cfg), Codec(), topic, timeout, isolation_level=isolation)
+        if d.event is not None
+    ]
 
 
 def end_offsets(cfg: KafkaConfig, topic: str) -> dict[int, int]:

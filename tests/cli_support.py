@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def qwatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """One ``qwatch`` CLI call in a subprocess; a non-zero exit fails the test with its stderr."""
-    cmd = [sys.executable, "-m", "qwatch", *args]
+    cmd = [sys.executable, "-m", "app", *args]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ), timeout=timeout)
     assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
     return done

@@ -17,15 +17,16 @@ from hypothesis import HealthCheck, settings
 from kafka.admin import NewTopic
 
 from qwatch.broker import LocalBroker
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
-from qwatch.kafka_io import create_topics, make_admin
+from qwatch.events.codec import Codec
+from qwatch.kafka.io import create_topics, make_admin
+from tests.fixture_paths import SHARED
 
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("nightly", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("QWATCH_HYPOTHESIS_PROFILE", "ci"))
 
-SHARED_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared"
+SHARED_FIXTURES = SHARED
 """A copy of the project's shared/fixtures (real lockfiles, PyPI bodies, OpenSSF history), kept in the repository so
 a clone anywhere runs the whole suite."""
 
@@ -42,7 +43,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    """``tests/fixtures/shared``; its absence is a failure, not a skip."""
+    """``../shared/fixtures`` (see fixture_paths); its absence is a failure, not a skip."""
     assert SHARED_FIXTURES.is_dir(), f"shared fixtures not found at {SHARED_FIXTURES}"
     return SHARED_FIXTURES
 

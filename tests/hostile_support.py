@@ -143,12 +143,12 @@ def crafted_server() -> Iterator[CraftedServer]:
 
 
 def run_cli(args: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m qwatch ARGS`` in a child process, with a clean QWATCH_* environment plus ``env``."""
+    """``python -m app ARGS`` in a child process, with a clean QWATCH_* environment plus ``env``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("QWATCH_") or k == "QWATCH_CACHE_DIR"}
     base = {k: v for k, v in base.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
     base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "qwatch", *args],
+        [sys.executable, "-m", "app", *args],
         cwd=cwd,
         env={**base, **(env or {})},
         capture_output=True,

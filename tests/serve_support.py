@@ -36,7 +36,7 @@ def serve(*args: str, env: dict[str, str] | None = None, ready_transitions: int 
     """``qwatch serve --port 0 ARGS``; yields once /healthz?ready answers 200 with the view holding
     ``ready_transitions`` transitions or more; SIGTERM on exit (and the exit code must be 0)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qwatch", "serve", "--port", "0", *args],
+        [sys.executable, "-m", "app", "serve", "--port", "0", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

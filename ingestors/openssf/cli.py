@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ingestors.openssf.config import DEFAULT_REPO, PREFIX, OpenSSFConfig
-from ingestors.openssf.gitsource import GitSource, GitSourceError
 from ingestors.openssf.index import ReportIndex
 from ingestors.openssf.service import OpenSSFService, Progress
 from qwatch import config as cfgmod
 from qwatch.broker import default_cache_dir
 from qwatch.cursors import CursorStore, FileCursorStore, MemoryCursorStore
 from qwatch.logs import safe
+from qwatch.openssf.gitsource import GitSource, GitSourceError
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 from qwatch.sinks import PublishError
 

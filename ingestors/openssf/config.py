@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingestors.openssf.osv import MAX_FILE_BYTES
 from qwatch.config import require
+from qwatch.openssf.osv import MAX_FILE_BYTES
 
 DEFAULT_REPO = "https://github.com/ossf/malicious-packages.git"
 PREFIX = "OPENSSF_"

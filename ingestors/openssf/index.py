@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingestors.openssf.classify import Location, PackageKey
+from qwatch.openssf.classify import Location, PackageKey
 
 REPORT = "report"
 PENDING = "pending"

@@ -36,11 +36,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
-from ingestors.openssf.classify import EXISTING, MOVED, WITHDRAWN, Change, PackageKey, classify_one, effective
 from ingestors.openssf.config import OpenSSFConfig
-from ingestors.openssf.gitsource import GitSource, GitSourceError
 from ingestors.openssf.index import INVALID, PENDING, REPORT, IndexEntry, ReportIndex
-from ingestors.openssf.osv import (
+from qwatch.cursors import CursorStore
+from qwatch.deadletters import dead_letter
+from qwatch.events import Cursor, ReportObserved
+from qwatch.events.codec import SchemaError
+from qwatch.ids import event_id, now_ms
+from qwatch.logs import safe
+from qwatch.metrics import Heartbeat, Metrics
+from qwatch.openssf.classify import EXISTING, MOVED, WITHDRAWN, Change, PackageKey, classify_one, effective
+from qwatch.openssf.gitsource import GitSource, GitSourceError
+from qwatch.openssf.osv import (
     AffectedPackage,
     ParsedReport,
     Pending,
@@ -48,12 +55,7 @@ from ingestors.openssf.osv import (
     is_withdrawn,
     parse_report,
 )
-from qwatch.codec import SchemaError
-from qwatch.cursors import CursorStore
-from qwatch.events import Cursor, DeadLetter, ReportObserved
-from qwatch.ids import event_id, now_ms
-from qwatch.logs import safe
-from qwatch.metrics import Heartbeat, Metrics
+from qwatch.retry import backoff_delay
 from qwatch.runtime import StopFlag
 from qwatch.sinks import PublishError, Sink
 
@@ -189,7 +191,7 @@ class OpenSSFService:
                 if once:
                     raise
                 failures += 1
-                delay = min(self.cfg.interval, 5.0 * 2 ** min(failures - 1, 10))
+                delay = backoff_delay(failures, 5.0, self.cfg.interval, max_doublings=10)
                 logger.error(
                     "poll failed (%d in a row), cursor not moved; retrying in %.0fs: %s",
                     failures,
@@ -560,20 +562,17 @@ class OpenSSFService:
         stats: StepStats,
     ) -> None:
         pointer = f"{path}@{commit}"
-        payload = data[1][:PAYLOAD_CAP].decode("utf-8", "replace") if data is not None else None
         logger.warning("dead-lettering %s: %s: %s", safe(pointer), reason, safe(error))
         self.sink.emit(
-            DeadLetter(
-                event_id=event_id(SOURCE, pointer, reason),
+            dead_letter(
                 source=SOURCE,
-                ecosystem="",
-                package="",
+                reason=reason,
+                error=error,
+                pointer=pointer,
                 observed_at=self._clock(),
                 upstream_time=upstream_time,
-                reason=reason,
-                error=safe(error, 500),
-                pointer=safe(pointer, 500),
-                payload=payload,
+                payload=data[1] if data is not None else None,
+                payload_cap=PAYLOAD_CAP,
             )
         )
         stats.deadletters[reason] += 1

@@ -49,7 +49,7 @@ def open_feed(runtime: Runtime, watch: WatchSet) -> KafkaWatchFeed | None:
     """With the Kafka sink, watch requests and OpenSSF reports on Kafka also feed the watch set."""
     if not runtime.sink_is_kafka():
         return None
-    return KafkaWatchFeed(runtime.kafka, runtime.codec, watch)
+    return KafkaWatchFeed(runtime.clients, runtime.codec, watch)
 
 
 def state_dir(runtime: Runtime) -> Path | None:

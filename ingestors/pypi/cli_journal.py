@@ -14,6 +14,7 @@ from qwatch import config as cfgmod
 from qwatch.cursors import CursorStore, MemoryCursorStore
 from qwatch.events import JournalEntryObserved
 from qwatch.progress import ProgressBar, ProgressSink
+from qwatch.retry import backoff_delay
 from qwatch.runtime import Runtime, StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 runtime.metrics.source_failed(emit.JOURNAL)
                 ok = False
             failures = 0 if ok else failures + 1
-            wait = max(cfg.interval if ok else min(300.0, cfg.interval * 2**failures), hint)
+            wait = max(cfg.interval if ok else backoff_delay(failures + 1, cfg.interval, 300.0), hint)
             heartbeat.beat(idle=wait)
             stop.wait(wait)
         return 0

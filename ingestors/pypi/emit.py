@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from qwatch import deadletters
 from qwatch.events import (
     DeadLetter,
     IndexMembershipObserved,
@@ -25,7 +26,6 @@ from qwatch.events import (
     ReleasesObserved,
 )
 from qwatch.ids import event_id
-from qwatch.logs import safe
 from qwatch.pypi.model import JournalRow
 from qwatch.pypi.names import normalize
 
@@ -158,16 +158,15 @@ def dead_letter(
 ) -> DeadLetter:
     """Park a bad response with its reason; the payload is capped and decoded leniently."""
     digest = hashlib.sha256(payload or b"").hexdigest()[:16]
-    text = payload[:PAYLOAD_CAP].decode("utf-8", errors="replace") if payload else None
-    return DeadLetter(
-        event_id=event_id(source, pointer, reason, digest),
+    return deadletters.dead_letter(
         source=source,
+        reason=reason,
+        error=error,
+        pointer=pointer,
+        observed_at=observed_at,
+        payload=payload,
+        payload_cap=PAYLOAD_CAP,
         ecosystem=ECOSYSTEM,
         package=package,
-        observed_at=observed_at,
-        upstream_time=None,
-        reason=reason,
-        error=safe(error, 500),
-        pointer=pointer,
-        payload=text,
+        extra_key=(digest,),
     )

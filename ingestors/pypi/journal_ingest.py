@@ -26,6 +26,7 @@ from ingestors.pypi import emit
 from ingestors.pypi.config import JournalIngestConfig
 from ingestors.pypi.parse_xmlrpc import limit_reset_seconds, parse_changelog, parse_last_serial
 from qwatch.cursors import CursorStore
+from qwatch.errors import UsageError
 from qwatch.events import Cursor
 from qwatch.http import HttpError, PoliteClient
 from qwatch.ids import now_ms
@@ -182,7 +183,7 @@ class JournalIngestor:
             try:
                 self._position = int(cursor.value)
             except ValueError:
-                raise ValueError(f"cursor {self.component!r} holds {cursor.value!r}, not a serial") from None
+                raise UsageError(f"cursor {self.component!r} holds {cursor.value!r}, not a serial") from None
             return self._position
         if self.cfg.since_serial is not None:
             return self.cfg.since_serial

@@ -30,6 +30,7 @@ from qwatch.logs import safe
 from qwatch.metrics import Metrics
 from qwatch.pypi.model import JsonProject, ProjectPage
 from qwatch.pypi.versions import version_sort_key
+from qwatch.retry import backoff_delay
 from qwatch.sinks import PublishError, Sink
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class JsonIngestor:
                 if attempt:
                     if self._should_stop():
                         break
-                    self._sleep(self.cfg.stale_delay * 2 ** (attempt - 1))
+                    self._sleep(backoff_delay(attempt, self.cfg.stale_delay))
                     self.metrics.retries.labels(SOURCE, "stale").inc(len(todo))
                 stale: list[str] = []
                 for look in sweep(todo, self._look, self.cfg.workers, self._should_stop):

@@ -40,6 +40,7 @@ from qwatch.metrics import Metrics
 from qwatch.pypi.errors import PyPIParseError
 from qwatch.pypi.model import ProjectPage
 from qwatch.pypi.pages import SIMPLE_HTML_TYPES, SIMPLE_JSON_TYPES
+from qwatch.retry import backoff_delay
 from qwatch.sinks import PublishError, Sink
 
 logger = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ class SimpleIngestor:
             if attempt:
                 if self._should_stop():
                     break
-                self._sleep(self.cfg.stale_delay * 2 ** (attempt - 1))
+                self._sleep(backoff_delay(attempt, self.cfg.stale_delay))
                 self.metrics.retries.labels(SOURCE, "stale").inc(len(todo))
             stale: list[str] = []
             for fetched in sweep(todo, self._fetch_one, self.cfg.workers, self._should_stop):

@@ -18,10 +18,12 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from qwatch.errors import UsageError
+
 FORMAT = 1
 
 
-class StateError(ValueError):
+class StateError(UsageError, ValueError):
     """The state file exists but cannot be read; the message says which file and how to recover."""
 
 

@@ -16,12 +16,12 @@ from kafka import TopicPartition
 
 from ingestors.pypi.emit import ECOSYSTEM
 from ingestors.pypi.watchset import WatchSet
-from qwatch.codec import Codec
-from qwatch.config import KafkaConfig
 from qwatch.events import ReportObserved, WatchRequest
-from qwatch.kafka_io import KafkaSource, make_consumer
+from qwatch.events.codec import Codec
+from qwatch.events.topics import OBSERVATIONS, WATCH
+from qwatch.kafka.clients import KafkaClients
+from qwatch.kafka.io import KafkaSource
 from qwatch.sinks import Delivery
-from qwatch.topics import OBSERVATIONS, WATCH
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ class KafkaWatchFeed:
     """Assigns every partition of the watch and observation topics and applies what it reads."""
 
     def __init__(
-        self, cfg: KafkaConfig, codec: Codec, watch: WatchSet, topics: tuple[str, ...] = (WATCH, OBSERVATIONS)
+        self, clients: KafkaClients, codec: Codec, watch: WatchSet, topics: tuple[str, ...] = (WATCH, OBSERVATIONS)
     ):
         self._watch = watch
-        self._consumer: Any = make_consumer(cfg, None, enable_auto_commit=False)
+        self._consumer: Any = clients.consumer(None, enable_auto_commit=False)
         parts = [
             TopicPartition(topic, p)
             for topic in topics

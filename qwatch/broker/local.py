@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from qwatch.errors import UsageError
+
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka release the pom pins; kafka-python 3.0.12 was checked against it."""
 
 _JVM_OPTS = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
 
 
-class BrokerError(RuntimeError):
+class BrokerError(UsageError, RuntimeError):
     """The broker could not be prepared, started or stopped; the message says what to do next."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qwatch.errors import QwatchError
+
 PARSE_REASONS = (
     "malformed-json",
     "truncated",
@@ -14,7 +16,7 @@ PARSE_REASONS = (
 """Dead-letter reasons a parse failure can carry (bounded, used as a metric label)."""
 
 
-class PyPIParseError(Exception):
+class PyPIParseError(QwatchError):
     """An upstream body we cannot turn into values; ``reason`` is one of ``PARSE_REASONS``.
 
     Parsers raise nothing else for bad input, so an adapter can dead-letter every failure with one ``except``.

@@ -17,19 +17,19 @@ import argparse
 import logging
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qwatch import config as cfgmod
-from qwatch import events, ids
+from qwatch import events
 from qwatch.broker import default_cache_dir
 from qwatch.config import Secret
+from qwatch.deadletters import dead_letter
+from qwatch.events.topics import STATE, TRANSITIONS
 from qwatch.ids import now_ms
 from qwatch.runtime import Runtime, StopFlag, UsageError, add_common, build_runtime
 from qwatch.sinks import Delivery, Sink, parse_endpoint
-from qwatch.topics import STATE, TRANSITIONS
 from subscribers.mirror.policy import load_policy
 from subscribers.mirror.service import Adapter, AuditLog, Enforcer, Rejected, deadletter
 
@@ -222,18 +222,7 @@ def handle_batch(batch: list[Delivery], enforcer: Enforcer, sink: Sink) -> None:
     for d in batch:
         if d.error is not None:
             letters.append(
-                events.DeadLetter(
-                    event_id=ids.event_id("mirror", d.pointer, "schema"),
-                    source="mirror",
-                    ecosystem="",
-                    package="",
-                    observed_at=now_ms(),
-                    upstream_time=None,
-                    reason="schema",
-                    error=d.error,
-                    pointer=d.pointer,
-                    payload=None,
-                )
+                dead_letter(source="mirror", reason="schema", error=d.error, pointer=d.pointer, observed_at=now_ms())
             )
         elif d.event is not None and not isinstance(d.event, events.PackageStateRecord):
             transitions.append((d, d.event))
@@ -245,9 +234,3 @@ def handle_batch(batch: list[Delivery], enforcer: Enforcer, sink: Sink) -> None:
         sink.emit(letter)
     if letters:
         sink.flush(30)
-
-
-def main() -> None:  # pragma: no cover - convenience for python -m
-    from qwatch.cli import main as qmain
-
-    sys.exit(qmain(["mirror", *sys.argv[1:]]))

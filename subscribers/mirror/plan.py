@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from qwatch import events
 
-# Kinds (the processor's vocabulary, processors/kinds.py; spelled here so this core imports no processor code).
+# Kinds (the processor's vocabulary, qwatch/events/kinds.py; spelled here so this core imports no processor code).
 QUARANTINED, CLEARED, REMOVED, RESTORED = "QUARANTINED", "CLEARED", "REMOVED", "RESTORED"
 RELEASE_QUARANTINED, RELEASE_CLEARED, RELEASE_REMOVED = "RELEASE_QUARANTINED", "RELEASE_CLEARED", "RELEASE_REMOVED"
 REPORTED, REPORT_UPDATED, REPORT_WITHDRAWN, REPORT_ESCALATED = (

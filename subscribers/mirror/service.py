@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from qwatch import events, ids
+from qwatch import events
+from qwatch.deadletters import dead_letter
 from qwatch.ids import iso_ms, now_ms
 from subscribers.mirror.fsutil import read_json, write_json
 from subscribers.mirror.plan import Action, Decision, Holds, Policy, decide, diff, effective, normalize, plan_purge
@@ -245,17 +246,16 @@ def deadletter(source: str, item: Rejected, pointer: str, clock: Callable[[], in
         payload = json.dumps(t, default=lambda o: getattr(o, "__dict__", str(o)))[:4096] if t is not None else None
     except (TypeError, ValueError):
         payload = None
-    return events.DeadLetter(
-        event_id=ids.event_id(source, key, "invalid-transition"),
+    return dead_letter(
         source=source,
-        ecosystem=str(getattr(t, "ecosystem", "") or ""),
-        package=str(getattr(t, "package", "") or ""),
-        observed_at=clock(),
-        upstream_time=None,
         reason="invalid-transition",
         error=item.reason,
         pointer=pointer,
+        observed_at=clock(),
         payload=payload,
+        ecosystem=str(getattr(t, "ecosystem", "") or ""),
+        package=str(getattr(t, "package", "") or ""),
+        key=key,
     )
 
 

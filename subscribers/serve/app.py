@@ -38,7 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from processors.kinds import ALL_KINDS
+from qwatch.events.kinds import ALL_KINDS
 from subscribers.serve import cursor as cursormod
 from subscribers.serve import present
 from subscribers.serve.config import ServeConfig

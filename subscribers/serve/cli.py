@@ -19,7 +19,6 @@ from typing import Any
 from qwatch import config as cfgmod
 from qwatch.runtime import StopFlag, add_common, build_runtime
 from qwatch.sinks import parse_endpoint
-from subscribers import routes as _routes  # noqa: F401 - registers the InventoryRecord route and codec entries
 from subscribers.serve.app import Service, build_app
 from subscribers.serve.config import P, ServeConfig
 from subscribers.serve.feeder import Feeder, JsonlFeed, KafkaFeed

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from qwatch import config as cfgmod
 from qwatch.config import Secret
-from qwatch.topics import INVENTORY, STATE, TRANSITIONS
+from qwatch.events.topics import INVENTORY, STATE, TRANSITIONS
 
 P = "SERVE_"
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qwatch.codec import Codec
 from qwatch.config import KafkaConfig
+from qwatch.events.codec import Codec
 from qwatch.sinks import Delivery, JsonlSource
 from subscribers.serve.config import ServeConfig
 from subscribers.serve.metrics import ServeMetrics
@@ -33,7 +33,7 @@ class KafkaFeed:
     def __init__(self, kafka: KafkaConfig, cfg: ServeConfig, codec: Codec, view: View) -> None:
         from kafka import TopicPartition
 
-        from qwatch.kafka_io import KafkaSource, make_consumer
+        from qwatch.kafka.io import KafkaSource, make_consumer
 
         self._consumer = make_consumer(
             kafka, cfg.group or None, fetch_max_wait_ms=100, client_id=f"{kafka.client_id}-serve"

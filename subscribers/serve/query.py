@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.kinds import ALL_KINDS
+from qwatch.events.kinds import ALL_KINDS
 from qwatch.pypi.names import normalize
 from subscribers.serve import cursor as cursormod
 

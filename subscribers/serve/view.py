@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from qwatch import events
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
+from qwatch.events.outputs import InventoryRecord
 from qwatch.logs import safe
 from qwatch.sinks import Delivery
-from subscribers.records import InventoryRecord
 from subscribers.serve import cursor as cursormod
 from subscribers.serve.query import SEVERITY_RANK, Filters
 

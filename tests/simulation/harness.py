@@ -11,7 +11,7 @@ Per seed, per authority (``journal``: every source; ``pages``: no journal source
 * ``fixed-severity``: every kind but REPORTED has S6's fixed severity;
 * ``replay``: feeding a prefix again in the middle of a run, or the whole input again at its end, emits nothing,
   and the run still ends with the same set (S7);
-* ``checkpoint``: a state encoded and decoded with ``qwatch.codec.Codec`` at a random point equals the original
+* ``checkpoint``: a state encoded and decoded with ``qwatch.events.codec.Codec`` at a random point equals the original
   and continuing from it emits exactly what the uninterrupted run emitted from there (S7);
 * ``exception``: the core raised.
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from processors.core import step
 from qwatch import events
-from qwatch.codec import Codec
+from qwatch.events.codec import Codec
 from qwatch.ids import event_id
 
 from . import reference, streams, upstream

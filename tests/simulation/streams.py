@@ -1,7 +1,7 @@
 """Each ingestor's observation stream for one package, as the real ingestors would emit it from a timeline.
 
 * ``pypi-journal``: the package's rows from the ingestor's first serial on, in serial order
-  (``processors.samples.journal``: id ``("pypi-journal", serial)``).
+  (``testing.samples.journal``: id ``("pypi-journal", serial)``).
 * ``pypi-simple``: Simple pages polled soon after some upstream changes and at random times; sometimes the CDN
   serves a stale copy (what PyPI served at an earlier moment: an older serial, consistent content). As
   ``ingestors/pypi/tracker.py`` does, a page is emitted only when (status, serial, digest) differs from the last
@@ -23,9 +23,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from processors.samples import journal
 from qwatch import events
 from qwatch.ids import event_id
+from testing.samples import journal
 
 from .upstream import ABSENT, HOUR, MINUTE, SECOND, Timeline, View
 

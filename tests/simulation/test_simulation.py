@@ -17,9 +17,9 @@ import random
 
 import pytest
 
-from processors.samples import journal, page, report
 from qwatch import events
 from qwatch.ids import event_id
+from testing.samples import journal, page, report
 
 from . import reference, streams, upstream
 from .harness import REPLAY_HINT, Budget, Failure, check_set, dump, minimize, run_seed

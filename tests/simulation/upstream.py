@@ -17,7 +17,7 @@ withdrawn). After a force-push that lost both the old commit and the index, the 
 snapshot: ``existing`` (or ``withdrawn``) again for every report. A deployment that starts with the OpenSSF
 snapshot sees the reports of that moment as ``existing`` (live) or ``withdrawn``.
 
-Everything is bounded so one package stays inside the processor's kept history (processors/state.py: 16 runs,
+Everything is bounded so one package stays inside the processor's kept history (qwatch/events/state.py: 16 runs,
 32 points, 32 facts): a few project rows and a few fetched pages per package.
 """
 

@@ -1,1 +1,0 @@
-"""Subcommands of ``qwatch`` that belong to the platform itself (broker, topics, tail)."""

@@ -1,0 +1,1 @@
+"""Alerts and webhooks: transitions matched against registered inventories (``qwatch alerts``)."""

@@ -1,0 +1,1 @@
+"""The CI gate: lockfiles in, a verdict that fails closed out (``qwatch gate``)."""
