@@ -8,8 +8,10 @@ history, so a newcomer sees real transitions within a minute on a machine with n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -77,6 +79,13 @@ def register(sub: Any) -> None:
         help="where logs, state and the broker live (default: a temp dir for the demo, the cache otherwise)",
     )
     p.add_argument("--watch", type=Path, default=None, help="file of PyPI project names to watch closely")
+    p.add_argument(
+        "--serve-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help=f"port of 'qwatch serve' on 127.0.0.1 (default {SERVE_PORT}, or a free one if that is taken; 0: no serve)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not print transitions")
     p.add_argument(
         "--status-every",
@@ -108,6 +117,24 @@ class Plan:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     journal_since: int | None = None
+    serve_port: int = 0
+    """Where ``qwatch serve`` listens on 127.0.0.1 (0: no serve child)."""
+
+
+SERVE_PORT = 8800
+"""``up``'s default port for ``qwatch serve``: fixed, so the URL a user bookmarks stays the same across runs."""
+
+
+def _serve_port(asked: int | None) -> int:
+    """The asked port (0 turns serve off), else SERVE_PORT when free, else any free port."""
+    if asked is not None:
+        return asked
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", SERVE_PORT))
+        except OSError:
+            return free_port()
+    return SERVE_PORT
 
 
 def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
@@ -172,6 +199,18 @@ def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
             {"QWATCH_WEBHOOK_SECRET": plan.webhook_secret} if plan.webhook_secret else {},
         ),
     ]
+    if plan.serve_port:
+        serve = [
+            *q,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(plan.serve_port),
+            "--state-dir",
+            str(run_dir / "serve"),
+        ]
+        specs.append(ChildSpec("serve", serve))
     return [ChildSpec(s.name, s.argv, s.env, free_port()) for s in specs]
 
 
@@ -430,6 +469,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         plan = Plan(PYPI_INDEX, PYPI_XMLRPC, env.get("QWATCH_OPENSSF_REPO", OPENSSF_REPO), None, args.watch, fast=False)
 
+    plan = dataclasses.replace(plan, serve_port=_serve_port(args.serve_port))
     specs = child_specs(plan, run_dir)
     child_env = {k: v for k, v in env.items() if not k.startswith("QWATCH_METRICS_PORT")}
     child_env["QWATCH_KAFKA_BOOTSTRAP"] = cfg.bootstrap
@@ -445,6 +485,10 @@ def run(args: argparse.Namespace) -> int:
     say("LOGS", f"{run_dir / 'logs'} (one file per component; this screen shows transitions and status)")
     say("BROKER", f"recorded in {record}: 'qwatch broker status', 'qwatch tail' and 'qwatch alerts' find it")
     supervisor.start()
+    if plan.serve_port:
+        say(
+            "SERVE", f"http://127.0.0.1:{plan.serve_port}/  (package status API, takedown feeds, live stream, web page)"
+        )
     colour = render_mod.colour_enabled(sys.stdout)
     tally = TransitionTally(
         Codec(), frozenset(EXPECTED_TRANSITIONS) if demo and not args.churn else frozenset(), colour

@@ -29,6 +29,7 @@ from qwatch import events
 from qwatch.events.outputs import Alert, InventoryRecord
 from qwatch.events.topics import ALERTS, DEADLETTER, INVENTORY, STATE, TRANSITIONS
 from qwatch.logs import safe
+from qwatch.metrics import Heartbeat
 from qwatch.runtime import Runtime, StopFlag, UsageError, add_common, build_runtime
 from qwatch.sinks import Delivery, PublishError
 from qwatch.upstate import fill_bootstrap
@@ -141,8 +142,12 @@ class _Keepalive:
     def __init__(self, stop: StopFlag) -> None:
         self._stop = stop
         self.consumer: KafkaConsumer | None = None
+        self.heartbeat: Heartbeat | None = None
 
     def sleep(self, seconds: float) -> None:
+        if self.heartbeat is not None:
+            # waiting for a receiver that is down is progress, not a stuck loop: a restart would not deliver sooner
+            self.heartbeat.beat(idle=seconds)
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             if self._stop.wait(min(left, 1.0)):
@@ -237,9 +242,11 @@ def _serve(
     follow = KafkaSource(follower, codec)
     source = KafkaSource(clients.consumer(cfg.group, TRANSITIONS, auto_offset_reset="latest"), codec)
     keepalive.consumer = source.consumer
+    heartbeat = keepalive.heartbeat = rt.heartbeat("alerts loop")
     ready = False
     try:
         while not stop.is_set:
+            heartbeat.beat(idle=cfg.poll_timeout)
             _drain(follow, service)
             batch = source.poll(cfg.poll_timeout)
             if not ready and source.consumer.assignment():
@@ -251,6 +258,7 @@ def _serve(
                     # hand, the commit after handling it records the start instead.
                     source.commit()
                 ready = True
+                heartbeat.ready()
                 logger.info("alerts: ready (group %s, partitions %d)", cfg.group, len(source.consumer.assignment()))
             if batch:
                 if not _handle(batch, service, cfg, stop):

@@ -65,7 +65,10 @@ class WebhookConfig:
     secret: Secret = field(default_factory=Secret, metadata={"help": "HMAC-SHA256 key for X-Qwatch-Signature (secret)"})
     format: str = field(default="cloudevents", metadata={"help": "cloudevents or slack"})
     min_severity: str = field(default="low", metadata={"help": "deliver alerts at least this severe"})
-    max_attempts: int = field(default=5, metadata={"help": "attempts per alert, counting the first"})
+    max_attempts: int = field(
+        default=5,
+        metadata={"help": "quick attempts per alert; after them, one retry every backoff_max seconds (never dropped)"},
+    )
     backoff_base: float = field(default=1.0, metadata={"help": "first backoff in seconds; doubles per attempt"})
     backoff_max: float = field(default=60.0, metadata={"help": "longest wait between attempts, seconds"})
     timeout: float = field(default=10.0, metadata={"help": "seconds per attempt"})

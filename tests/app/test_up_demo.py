@@ -9,6 +9,7 @@ every metric the Grafana dashboard queries; and it stops cleanly.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,21 @@ pytestmark = pytest.mark.kafka
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 LINE = re.compile(rf"^{STAMP} (?P<kind>[A-Z_]+)\s+\S+\s+PyPI:(?P<package>\S+)")
 QWATCH = str(Path(sys.executable).with_name("qwatch"))
+
+
+def _served_kinds(url: str, want: str, timeout: float) -> set[str]:
+    """The transition kinds ``qwatch serve`` shows for a package, polled until ``want`` is among them."""
+    deadline = time.monotonic() + timeout
+    kinds: set[str] = set()
+    while want not in kinds and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - 127.0.0.1
+                kinds = {t["kind"] for t in json.loads(resp.read())["transitions"]}
+        except OSError:
+            pass
+        if want not in kinds:
+            time.sleep(0.5)
+    return kinds
 
 
 def _dashboard_metric_names() -> set[str]:
@@ -93,6 +109,11 @@ def test_demo_on_a_terminal_shows_every_scripted_transition_once_with_status_lin
         status = subprocess.run([QWATCH, "broker", "status"], capture_output=True, text=True, env=env, timeout=60)
         assert status.returncode == 0 and "started by qwatch up" in status.stdout, status.stdout + status.stderr
         summary = wait_screen(r"Z SUMMARY ", 180)
+        # `up` started `qwatch serve` and printed its URL; the quarantined package's page has the transition.
+        serve_url = re.search(r"Z SERVE\s+(http://127\.0\.0\.1:\d+/)", screen())
+        assert serve_url, screen()[-3000:]
+        served = _served_kinds(serve_url.group(1) + "v1/packages/pypi/evil-pkg", "QUARANTINED", 30)
+        assert "QUARANTINED" in served, served
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:  # noqa: S310
             scraped = resp.read().decode()
         tail = subprocess.run(
