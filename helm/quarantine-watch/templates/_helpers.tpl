@@ -151,6 +151,11 @@ returns JSON (use fromJson).
 - name: state
   emptyDir:
     sizeLimit: {{ $v.stateSizeLimit }}
+{{- with dig "mirrorVolume" "claimName" "" (.component | default dict) }}
+- name: mirror
+  persistentVolumeClaim:
+    claimName: {{ . }}
+{{- end }}
 {{- with .root.Values.kafka.tls }}
 {{- if .caSecret }}
 - name: kafka-ca
@@ -163,7 +168,10 @@ returns JSON (use fromJson).
 {{- end }}
 {{- end -}}
 
-{{/* Call with (dict "root" $ "settings" $settings). */}}
+{{/*
+Call with (dict "root" $ "settings" $settings "component" $component). A component with mirrorVolume.claimName
+(mirror-bandersnatch) gets that claim read-write at /srv/mirror, the --root its args name.
+*/}}
 {{- define "qwatch.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
@@ -171,6 +179,10 @@ returns JSON (use fromJson).
   mountPath: /var/cache/qwatch
 - name: state
   mountPath: {{ get .settings "state_dir" | default "/var/lib/qwatch" }}
+{{- if dig "mirrorVolume" "claimName" "" (.component | default dict) }}
+- name: mirror
+  mountPath: /srv/mirror
+{{- end }}
 {{- if .root.Values.kafka.tls.caSecret }}
 - name: kafka-ca
   mountPath: /etc/qwatch/kafka-ca
