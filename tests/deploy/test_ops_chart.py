@@ -391,12 +391,46 @@ def expected_keys() -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(sorted(config.items())), dict(sorted(secrets.items()))
 
 
+COMPONENT_VARIANTS = {"serveComponent": ("http",), "mirrorComponentFields": ("mirrorVolume",)}
+"""Schema definitions that are ``component`` plus a few keys of their own (hand-kept in values.schema.json).
+Draft 7 cannot extend an object that has ``additionalProperties: false``, so they repeat its properties;
+``--write-schema`` copies those over from ``component`` and keeps only the listed extra keys."""
+
+
+def component_variant(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    """What definition ``name`` must be: ``component``'s shape plus its own extra keys as written in the file."""
+    definitions = schema["definitions"]
+    base, have = definitions["component"], definitions[name]
+    extras = {key: have["properties"][key] for key in COMPONENT_VARIANTS[name]}
+    clash = set(extras) & set(base["properties"])
+    assert not clash, f"{name}: {sorted(clash)} are now generic component keys; drop them from COMPONENT_VARIANTS"
+    out = dict(have)
+    out.update(
+        type="object",
+        additionalProperties=False,
+        required=list(base["required"]),
+        properties={**base["properties"], **extras},
+    )
+    return out
+
+
 def write_schema() -> None:
     schema = json.loads(SCHEMA.read_text())
     config, secrets = expected_keys()
     schema["definitions"]["qwatchConfig"]["properties"] = config
     schema["definitions"]["qwatchSecretEnv"]["properties"] = secrets
+    for name in COMPONENT_VARIANTS:
+        schema["definitions"][name] = component_variant(schema, name)
     SCHEMA.write_text(json.dumps(schema, indent=2) + "\n")
+
+
+def test_component_variants_follow_the_generic_component() -> None:
+    """serve and mirror-bandersnatch accept every generic component key (and only their own extras on top)."""
+    schema = json.loads(SCHEMA.read_text())
+    for name in COMPONENT_VARIANTS:
+        assert schema["definitions"][name] == component_variant(schema, name), (
+            f"{name} differs from definitions.component; run `python tests/deploy/test_ops_chart.py --write-schema`"
+        )
 
 
 def test_every_registered_field_is_settable_from_values() -> None:
@@ -526,7 +560,7 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("render_name", sorted(RENDERS))
 def test_rendered_security_context(render_name: str) -> None:
     specs = pod_specs(render(*RENDERS[render_name]))
-    assert len(specs) == 7, [name for name, _ in specs]  # 4 ingestors, processor, alerts, topics Job
+    assert len(specs) == 8, [name for name, _ in specs]  # 4 ingestors, processor, alerts, serve, topics Job
     for name, spec in specs:
         pod = spec.get("securityContext", {})
         assert pod.get("runAsNonRoot") is True, name
@@ -572,6 +606,7 @@ def test_rendered_components_and_commands() -> None:
         "ingest-pypi-journal": ["ingest", "pypi-journal"],
         "processor": ["process"],
         "alerts": ["alerts"],
+        "serve": ["serve"],
     }
     job = next(d for d in docs if d["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics", "create"]
@@ -699,7 +734,12 @@ def test_rendered_monitoring_objects_use_the_canonical_files() -> None:
     monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     services = [d for d in docs if d["kind"] == "Service"]
-    assert len(services) == 6 and all(s["spec"]["ports"][0]["name"] == "metrics" for s in services)
+    metrics_services = [d for d in services if "quarantine-watch/metrics" in d["metadata"]["labels"]]
+    assert len(metrics_services) == 7 and all(
+        [p["name"] for p in s["spec"]["ports"]] == ["metrics"] for s in metrics_services
+    )
+    other = [d["metadata"]["name"] for d in services if d not in metrics_services]
+    assert other == ["qwatch-quarantine-watch-serve-http"], "only serve's HTTP Service lacks the metrics label"
     kinds = {d["kind"] for d in docs}
     assert {"PodDisruptionBudget", "NetworkPolicy", "ServiceAccount"} <= kinds
 
@@ -707,8 +747,13 @@ def test_rendered_monitoring_objects_use_the_canonical_files() -> None:
 def test_network_policy_egress() -> None:
     docs = render()
     policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
-    base = next(spec for name, spec in policies.items() if not name.endswith("-egress-https"))
-    https = next(spec for name, spec in policies.items() if name.endswith("-egress-https"))
+    assert set(policies) == {
+        "qwatch-quarantine-watch",
+        "qwatch-quarantine-watch-egress-https",
+        "qwatch-quarantine-watch-serve-http",
+    }
+    base = policies["qwatch-quarantine-watch"]
+    https = policies["qwatch-quarantine-watch-egress-https"]
     egress_ports = {p["port"] for rule in base["egress"] for p in rule["ports"]}
     assert {53, 9092} <= egress_ports and 443 not in egress_ports
     assert base["ingress"][0]["ports"] == [{"port": "metrics", "protocol": "TCP"}]
@@ -779,9 +824,10 @@ def test_counters_start_at_zero_for_every_known_label() -> None:
 
 # --------------------------------------------------------------------------------------------- singletons, probes
 
-SINGLETONS = {"ingest-openssf", "ingest-pypi-simple", "ingest-pypi-journal"}
+SINGLETONS = {"ingest-openssf", "ingest-pypi-simple", "ingest-pypi-journal", "mirror-bandersnatch"}
 """Ingestors that keep one cursor or root snapshot and poll upstream alone (openssf: commit cursor; journal: serial
-cursor; simple: the root snapshot and its ETag). pypi-json and the processor may scale."""
+cursor; simple: the root snapshot and its ETag), and the bandersnatch enforcer (it moves files in one mirror tree
+and keeps its holds there). pypi-json, the processor and serve may scale."""
 
 
 def _deployments(*args: str) -> dict[str, dict[str, Any]]:
@@ -829,11 +875,18 @@ def test_processor_replicas_beyond_the_partitions_are_refused() -> None:
 
 
 def test_probes_use_healthz_and_readyz() -> None:
-    for name, deployment in _deployments().items():
+    """The service loops answer on the metrics port; serve answers on its HTTP port, where /healthz?ready=1 is 503
+    until its view caught up (subscribers/serve/app.py has no /readyz, and registers no heartbeat on the metrics
+    port, whose /readyz would then always say 200)."""
+    deployments = _deployments()
+    assert "serve" in deployments
+    for name, deployment in deployments.items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
-        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}, name
+        port, ready = ("http", "/healthz?ready=1") if name == "serve" else ("metrics", "/readyz")
+        assert port in {p["name"] for p in container["ports"]}, name
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}, name
+        assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": port}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": port}, name
         startup = container["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "a first snapshot needs minutes"
 
@@ -864,6 +917,167 @@ def test_placement_per_component_overrides_the_global_one() -> None:
     assert "priorityClassName" not in spec["processor"]
     assert "podAntiAffinity" in spec["alerts"]["affinity"]
     assert spec["alerts"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+
+
+# --------------------------------------------------------------------------------------------- serve, mirror
+
+
+def _of(docs: tuple[dict[str, Any], ...], kind: str, component: str) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+        or d["kind"] == kind == "NetworkPolicy"
+        and d["metadata"]["name"].endswith(f"-{component}-http")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "http_port", "service_port", "peers"),
+    [
+        ((), 8080, 80, None),
+        (
+            (
+                "--set",
+                "components.serve.config.serve_port=9000",
+                "--set",
+                "components.serve.http.servicePort=8443",
+                "--set",
+                "components.serve.http.from[0].podSelector.matchLabels.role=frontend",
+            ),
+            9000,
+            8443,
+            [{"podSelector": {"matchLabels": {"role": "frontend"}}}],
+        ),
+    ],
+)
+def test_serve_renders_a_deployment_service_and_ingress_on_its_port(
+    args: tuple[str, ...], http_port: int, service_port: int, peers: Any
+) -> None:
+    docs = render(*args)
+    (deployment,) = _of(docs, "Deployment", "serve")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2 and spec.get("strategy", {}).get("type") != "Recreate"
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["args"] == ["serve"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": http_port, "metrics": 9464}
+    env = env_of(container)
+    assert env["QWATCH_SERVE_HOST"]["value"] == "0.0.0.0"  # noqa: S104 - the pod must listen on its pod IP
+    assert env["QWATCH_SERVE_PORT"]["value"] == str(http_port)
+    state = env["QWATCH_STATE_DIR"]["value"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts[state]], "serve's view lives in the state emptyDir"
+    assert "quarantine-watch/egress-https" not in spec["template"]["metadata"]["labels"]
+
+    services = {s["metadata"]["name"]: s["spec"] for s in _of(docs, "Service", "serve")}
+    http = services.pop("qwatch-quarantine-watch-serve-http")
+    assert http["ports"] == [{"name": "http", "port": service_port, "targetPort": http_port, "protocol": "TCP"}]
+    assert http["type"] == "ClusterIP"
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert http["selector"].items() <= pod_labels.items() and http["selector"] == spec["selector"]["matchLabels"]
+    assert [s["ports"][0]["name"] for s in services.values()] == ["metrics"]
+
+    (policy,) = _of(docs, "NetworkPolicy", "serve")
+    assert policy["spec"]["podSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": http_port, "protocol": "TCP"}]
+    assert rule.get("from") == peers
+
+
+def test_serve_probe_paths_answer_as_the_chart_expects_in_the_real_app(tmp_path: Path) -> None:
+    """The rendered probes against serve's real ASGI app (in process), with a token set: liveness and startup pass
+    while the view is still catching up, readiness only once it caught up, and neither needs the token."""
+    import asyncio
+
+    import httpx
+    from prometheus_client import CollectorRegistry as Registry
+
+    from qwatch.config import Secret
+    from qwatch.events.codec import Codec
+    from subscribers.serve.app import Service, build_app
+    from subscribers.serve.config import ServeConfig
+    from subscribers.serve.metrics import ServeMetrics
+    from subscribers.serve.view import View
+
+    (deployment,) = _of(render(), "Deployment", "serve")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    probes = {kind: container[f"{kind}Probe"]["httpGet"]["path"] for kind in ("startup", "liveness", "readiness")}
+    health = {"caught_up": False, "error": None}
+    view = View(tmp_path, "probe", "qwatch.transitions.v1", Codec())
+    service = Service(ServeConfig(token=Secret("t0ken")), view.reader(), ServeMetrics(Registry()), lambda: health)
+
+    async def statuses() -> dict[str, int]:
+        transport = httpx.ASGITransport(app=build_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+            return {kind: (await client.get(path)).status_code for kind, path in probes.items()}
+
+    try:
+        assert asyncio.run(statuses()) == {"startup": 200, "liveness": 200, "readiness": 503}
+        health["caught_up"] = True
+        assert asyncio.run(statuses()) == {"startup": 200, "liveness": 200, "readiness": 200}
+    finally:
+        service.reader.close()
+        view.close()
+
+
+def test_serve_token_is_a_secret_ref_and_colliding_ports_are_refused() -> None:
+    docs = render("--set", "secretEnv.serve_token.existingSecret=qwatch-serve", "--set", "secretEnv.serve_token.key=t")
+    (deployment,) = _of(docs, "Deployment", "serve")
+    env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+    assert env["QWATCH_SERVE_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "qwatch-serve", "key": "t"}
+    assert helm_template("--set", "config.serve_token=plain", check=False).returncode != 0, "Secret outside secretEnv"
+    proc = helm_template("--set", "components.serve.config.serve_port=9464", check=False)
+    assert proc.returncode != 0 and "serve_port and metrics_port" in proc.stderr, proc.stderr
+    proc = helm_template("--set", "components.serve.config.serve_port=0", check=False)
+    assert proc.returncode != 0 and "fixed port" in proc.stderr, proc.stderr
+    assert not _of(render("--set", "components.serve.enabled=false"), "Service", "serve")
+
+
+MIRROR = "components.mirror-bandersnatch"
+
+
+def test_mirror_bandersnatch_renders_nothing_by_default() -> None:
+    docs = render()
+    assert not [d for d in docs if "mirror" in json.dumps(d.get("metadata", {}))]
+    assert not [v for _, spec in pod_specs(docs) for v in spec["volumes"] if "persistentVolumeClaim" in v]
+
+
+def test_mirror_bandersnatch_mounts_its_claim_at_the_root_it_enforces() -> None:
+    docs = render("--set", f"{MIRROR}.enabled=true", "--set", f"{MIRROR}.mirrorVolume.claimName=pypi-mirror")
+    (deployment,) = _of(docs, "Deployment", "mirror-bandersnatch")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"} and deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = container["args"]
+    assert args[:2] == ["mirror", "bandersnatch"]
+    root = args[args.index("--root") + 1]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "mirror"]
+    assert mount["mountPath"] == root and not mount.get("readOnly"), "the enforcer moves files: read-write"
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "mirror"]
+    assert volume == {"name": "mirror", "persistentVolumeClaim": {"claimName": "pypi-mirror"}}
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"] == 10001
+    assert "quarantine-watch/egress-https" not in deployment["spec"]["template"]["metadata"]["labels"]
+    others = [spec for name, spec in pod_specs(docs) if not name.endswith("-mirror-bandersnatch")]
+    assert len(others) == 8
+    for spec in others:
+        assert "mirror" not in {v["name"] for v in spec["volumes"]}
+        assert "mirror" not in {m["name"] for m in spec["containers"][0]["volumeMounts"]}
+
+
+def test_mirror_bandersnatch_without_a_claim_or_with_two_replicas_is_refused() -> None:
+    proc = helm_template("--set", f"{MIRROR}.enabled=true", check=False)
+    assert proc.returncode != 0 and f"{MIRROR}.mirrorVolume.claimName is required" in proc.stderr, proc.stderr
+    claim = ("--set", f"{MIRROR}.enabled=true", "--set", f"{MIRROR}.mirrorVolume.claimName=pypi-mirror")
+    proc = helm_template(*claim, "--set", f"{MIRROR}.replicas=2", check=False)
+    assert proc.returncode != 0 and "replicas" in proc.stderr and "mirror-bandersnatch" in proc.stderr, proc.stderr
+    # The template refuses it too, for installs that skip the schema.
+    proc = helm_template(*claim, "--set", f"{MIRROR}.replicas=2", "--skip-schema-validation", check=False)
+    assert proc.returncode != 0 and "must run as a single replica" in proc.stderr, proc.stderr
+    assert helm_template(*claim, "--set", f"{MIRROR}.replicas=0").returncode == 0
 
 
 if __name__ == "__main__":
