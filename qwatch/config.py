@@ -18,7 +18,7 @@ from qwatch.errors import UsageError
 T = TypeVar("T")
 
 
-class ConfigError(UsageError, ValueError):
+class ConfigError(UsageError):
     """A bad setting; the message is one line that names the variable and says what is expected."""
 
 

@@ -16,7 +16,10 @@ class QwatchError(Exception):
     """1: the run failed (upstream, broker, disk); retrying after the cause is fixed is safe."""
 
 
-class UsageError(QwatchError):
-    """A problem the user can fix in the command line, a setting or a file they gave."""
+class UsageError(QwatchError, ValueError):
+    """A problem the user can fix in the command line, a setting or a file they gave.
+
+    Also a ``ValueError``: a value the user gave was wrong, and argparse ``type=`` converters and the callers that
+    validate values catch ``ValueError``."""
 
     exit_code = 2

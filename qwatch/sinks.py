@@ -94,7 +94,7 @@ _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 escaped, an upstream name holding one cannot split an event in two for a reader that splits that way."""
 
 
-class SinkExistsError(ValueError):
+class SinkExistsError(UsageError):
     """A JSONL sink file already holds events and ``--append`` was not given."""
 
 

@@ -23,7 +23,7 @@ from qwatch.errors import UsageError
 FORMAT = 1
 
 
-class StateError(UsageError, ValueError):
+class StateError(UsageError):
     """The state file exists but cannot be read; the message says which file and how to recover."""
 
 

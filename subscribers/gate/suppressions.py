@@ -38,7 +38,7 @@ KINDS = ("quarantined", "removed", "malicious", "version-missing", "soak-hold")
 _KEYS = frozenset({"package", "version", "id", "reason", "until"})
 
 
-class SuppressionError(UsageError, ValueError):
+class SuppressionError(UsageError):
     """A suppression entry the gate cannot accept; the message names the file and the entry."""
 
 

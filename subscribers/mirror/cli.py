@@ -28,6 +28,7 @@ from qwatch.config import Secret
 from qwatch.deadletters import dead_letter
 from qwatch.events.topics import STATE, TRANSITIONS
 from qwatch.ids import now_ms
+from qwatch.metrics import Heartbeat
 from qwatch.runtime import Runtime, StopFlag, UsageError, add_common, build_runtime
 from qwatch.sinks import Delivery, Sink, parse_endpoint
 from subscribers.mirror.policy import load_policy
@@ -178,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
             source: Any = rt.open_source(group)
         else:
             source = rt.open_source(group, cfg.transitions_topic, cfg.state_topic)
-        return _serve(source, enforcer, sink, cfg, args.once, stop, jsonl=kind == "jsonl")
+        beat = rt.heartbeat(f"mirror {args.mirror} loop")
+        return _serve(source, enforcer, sink, cfg, args.once, stop, jsonl=kind == "jsonl", heartbeat=beat)
     finally:
         sink.close()
         if closer is not None:
@@ -186,11 +188,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(
-    source: Any, enforcer: Enforcer, sink: Sink, cfg: MirrorConfig, once: bool, stop: StopFlag, *, jsonl: bool
+    source: Any,
+    enforcer: Enforcer,
+    sink: Sink,
+    cfg: MirrorConfig,
+    once: bool,
+    stop: StopFlag,
+    *,
+    jsonl: bool,
+    heartbeat: Heartbeat | None = None,
 ) -> int:
+    """Apply batches until stopped; the heartbeat says the loop turns (``/healthz``) and has its partitions
+    (``/readyz``), so a stuck enforcer is restarted instead of silently leaving a mirror serving takedowns."""
     polls_without_data = 0
     try:
         while not stop.is_set:
+            if heartbeat is not None:
+                heartbeat.beat(idle=cfg.poll_timeout)
             batch: list[Delivery] = source.poll(cfg.poll_timeout)
             if batch:
                 handle_batch(batch, enforcer, sink)
@@ -200,6 +214,8 @@ def _serve(
                 enforcer.reconcile()
                 polls_without_data += 1
                 assigned = jsonl or bool(getattr(source, "consumer", None) and source.consumer.assignment())
+                if heartbeat is not None and assigned:
+                    heartbeat.ready()
                 if once and assigned and (jsonl or polls_without_data >= 2):
                     return 0
             if jsonl and not batch:

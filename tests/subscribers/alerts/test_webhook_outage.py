@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from qwatch.kafka.clients import KafkaClients
 from qwatch.broker import LocalBroker
 from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
@@ -182,7 +183,7 @@ def test_a_receiver_down_for_a_while_receives_every_alert_once_back(
         wait_for(
             lambda: any(
                 isinstance(d.event, events_deadletter()) and d.event.source == "webhook"
-                for d in read_topic(cfg, codec, DEADLETTER)
+                for d in read_topic(KafkaClients(cfg), codec, DEADLETTER)
             ),
             30,
             "the refused alert to be parked",
@@ -193,7 +194,7 @@ def test_a_receiver_down_for_a_while_receives_every_alert_once_back(
             if p.proc.poll() is None:
                 p.proc.kill()
 
-    on_topic = {d.event.event_id: d.event for d in read_topic(cfg, codec, ALERTS) if isinstance(d.event, Alert)}
+    on_topic = {d.event.event_id: d.event for d in read_topic(KafkaClients(cfg), codec, ALERTS) if isinstance(d.event, Alert)}
     assert {a.package for a in on_topic.values()} == want | {"gamma"}
     assert set(receiver.got) == {i for i, a in on_topic.items() if a.package != "gamma"}  # same ids, none missing
     for data in receiver.got.values():
