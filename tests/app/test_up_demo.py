@@ -129,6 +129,10 @@ def test_demo_on_a_terminal_shows_every_scripted_transition_once_with_status_lin
         while pane("#{pane_dead}") != "1" and time.monotonic() < deadline:
             time.sleep(0.5)
         exit_status = pane("#{pane_dead_status}")
+        settle = time.monotonic() + 10
+        while not exit_status and time.monotonic() < settle:  # tmux can report the pane dead before its status
+            time.sleep(0.2)
+            exit_status = pane("#{pane_dead_status}")
         out, coloured = screen(), screen(colours=True)
     finally:
         subprocess.run([tmux, "-L", socket, "kill-server"], check=False)
