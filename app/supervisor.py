@@ -82,16 +82,17 @@ class Supervisor:
         if child.spec.metrics_port:
             env["QWATCH_METRICS_PORT"] = str(child.spec.metrics_port)
         with open(self.log_path(child.spec.name), "ab") as log:
-            # Its own process group: Ctrl-C on the terminal reaches ``qwatch up`` only, which then stops every
-            # child in order (SIGTERM, batch finished, flushed, committed) instead of each child being interrupted
-            # at once and then terminated again mid-shutdown.
+            # Its own session, without the terminal: Ctrl-C on the terminal reaches ``qwatch up`` only, which then
+            # stops every child in order (SIGTERM, batch finished, flushed, committed) instead of each child being
+            # interrupted at once and then terminated again mid-shutdown; and nothing a child does (uvicorn's
+            # signal handling in `serve`) can touch the terminal's own processes.
             child.process = subprocess.Popen(
                 list(child.spec.argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                process_group=0,
+                start_new_session=True,
             )
         child.started_at = time.monotonic()
         logger.info("started %s (pid %s)", child.spec.name, child.process.pid)

@@ -129,6 +129,7 @@ def test_demo_on_a_terminal_shows_every_scripted_transition_once_with_status_lin
         while pane("#{pane_dead}") != "1" and time.monotonic() < deadline:
             time.sleep(0.5)
         exit_status = pane("#{pane_dead_status}")
+        how_it_ended = f"pane dead={pane('#{pane_dead}')!r} signal={pane('#{pane_dead_signal}')!r}"
         settle = time.monotonic() + 10
         while not exit_status and time.monotonic() < settle:  # tmux can report the pane dead before its status
             time.sleep(0.2)
@@ -138,7 +139,7 @@ def test_demo_on_a_terminal_shows_every_scripted_transition_once_with_status_lin
         subprocess.run([tmux, "-L", socket, "kill-server"], check=False)
     (tmp_path / "screen.txt").write_text(out)
     print(out)
-    assert exit_status == "0", f"qwatch up exited with {exit_status!r}:\n{out[-3000:]}"
+    assert exit_status == "0", f"qwatch up exited with {exit_status!r} ({how_it_ended}):\n{out[-3000:]}"
     out = "\n".join(line for line in out.splitlines() if not line.startswith("Pane is dead"))
 
     seen = Counter((m["kind"], m["package"]) for m in map(LINE.match, out.splitlines()) if m)
