@@ -17,6 +17,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from qwatch.events.kinds import ALL_KINDS
+
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 1800, 3600, 6 * 3600, 24 * 3600)
@@ -49,23 +51,8 @@ stale pages re-fetched (the journal adds ``rate-limited``)."""
 HTTP_SOURCES = ("pypi-simple", "pypi-json", "pypi-journal")
 """Sources that fetch over ``qwatch.http`` and so export fetch outcomes (openssf uses git)."""
 
-TRANSITION_KINDS = (
-    "QUARANTINED",
-    "CLEARED",
-    "REMOVED",
-    "RESTORED",
-    "ARCHIVED",
-    "UNARCHIVED",
-    "RELEASE_QUARANTINED",
-    "RELEASE_CLEARED",
-    "RELEASE_REMOVED",
-    "YANKED",
-    "REPORTED",
-    "REPORT_UPDATED",
-    "REPORT_WITHDRAWN",
-    "REPORT_ESCALATED",
-)
-"""``qwatch.events.kinds.ALL_KINDS`` (a test keeps them equal; plumbing does not import the processor)."""
+TRANSITION_KINDS = ALL_KINDS
+"""Every transition kind, so each ``qwatch_transitions_total{kind}`` series exists at 0 from the start."""
 
 OBSERVATION_OUTCOMES = ("ignored", "duplicate", "stale", "evidence", "applied", "watch", "transition", "deadletter")
 """Outcomes of ``qwatch_processor_observations_total`` (``processors.draft.OUTCOME_RANK`` plus dead letters)."""

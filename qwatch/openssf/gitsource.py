@@ -212,22 +212,9 @@ class GitSource:
             stdin.write(b"".join(_sha(s).encode() + b"\n" for s in shas))
             stdin.flush()
             for _ in shas:
-                header = stdout.readline()
-                if not header:
-                    raise GitSourceError("git cat-file ended early")
-                parts = header.split()
-                unread -= 1
-                if len(parts) == 2 and parts[1] == b"missing":
-                    yield None
-                    continue
-                size = int(parts[2])
-                if size <= max_bytes:
-                    data = stdout.read(size)
-                else:
-                    data = stdout.read(max_bytes + 1)
-                    _discard(stdout, size - max_bytes - 1)
-                stdout.read(1)  # the newline after each object
-                yield size, data
+                answer = _read_object(stdout, max_bytes)
+                unread -= 1  # only once the whole object is read: a half-read one must not be taken for the next
+                yield answer
         except OSError as exc:
             raise GitSourceError(f"git cat-file failed: {exc}") from None
         finally:

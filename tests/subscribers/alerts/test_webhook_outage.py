@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from qwatch.kafka.clients import KafkaClients
 from qwatch.broker import LocalBroker
 from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
 from qwatch.events.outputs import Alert
 from qwatch.events.topics import ALERTS, DEADLETTER, TRANSITIONS
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, make_admin, make_consumer, make_producer, read_topic
 from subscribers.alerts.webhook import verify_signature
 from tests.fixture_paths import LOCAL
@@ -194,7 +194,9 @@ def test_a_receiver_down_for_a_while_receives_every_alert_once_back(
             if p.proc.poll() is None:
                 p.proc.kill()
 
-    on_topic = {d.event.event_id: d.event for d in read_topic(KafkaClients(cfg), codec, ALERTS) if isinstance(d.event, Alert)}
+    on_topic = {
+        d.event.event_id: d.event for d in read_topic(KafkaClients(cfg), codec, ALERTS) if isinstance(d.event, Alert)
+    }
     assert {a.package for a in on_topic.values()} == want | {"gamma"}
     assert set(receiver.got) == {i for i, a in on_topic.items() if a.package != "gamma"}  # same ids, none missing
     for data in receiver.got.values():
