@@ -375,7 +375,7 @@ def best_baseline(repo: Path, rev: str, rounds: int) -> dict[str, Any]:
 def real_history(rounds: int) -> dict[str, Any]:
     """The shared real history (``shared/fixtures/ossf-history``) at its head: the ingestor's snapshot (best of
     ``rounds`` fresh children) against the baseline (best of ``rounds``) on the same repository and commit."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
     from tests.ingestors.openssf.test_history import BUNDLE_HEAD, clone_history
 
     with tempfile.TemporaryDirectory(prefix="qwatch-ossf-real-") as tmp:
