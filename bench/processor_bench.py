@@ -36,6 +36,7 @@ from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
 from qwatch.events.state import PackageStateRecord, state_key
 from qwatch.events.topics import ALL_TOPICS, OBSERVATIONS
+from qwatch.kafka.clients import KafkaClients
 from qwatch.kafka.io import KafkaSink, create_topics, make_admin, make_consumer, make_producer
 from qwatch.metrics import Metrics
 from testing.samples import T0, index, journal, json_api, page, report
@@ -279,7 +280,7 @@ class _TimedService(ProcessorService):
 def _processor_run(cfg: KafkaConfig, codec: Codec, group: str, expected: int) -> tuple[Timing, int]:
     """(the run up to its last commit, its state checkpoint included; transitions)."""
     service = _TimedService(
-        ProcessorConfig(group_id=group, instance_id=group), cfg, codec, Metrics(CollectorRegistry())
+        ProcessorConfig(group_id=group, instance_id=group), KafkaClients(cfg), codec, Metrics(CollectorRegistry())
     )
     processed = service.run(once=True)
     assert processed == expected, (processed, expected)
