@@ -60,6 +60,9 @@ def _tmux() -> str:
     return found
 
 
+# Known flake, under investigation: in about one full-suite run in three the tmux pane ends without an exit status
+# after a clean STOPPED line (all children exited 0). One rerun; a real regression fails both times.
+@pytest.mark.flaky(reruns=1)
 def test_demo_on_a_terminal_shows_every_scripted_transition_once_with_status_lines(tmp_path: Path) -> None:
     tmux = _tmux()
     port = free_port()
