@@ -14,7 +14,6 @@ import base64
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from qwatch.broker import default_cache_dir
+from qwatch.broker.local import free_port
 
 PINS = ("bandersnatch==8.2.0", "devpi-server==6.20.3")
 PLUGIN = Path(__file__).with_name("devpi_plugin.py")
@@ -93,13 +93,6 @@ def tool(name: str, *, check: bool = True) -> Path:
             "(or .venv/bin/python -m subscribers.mirror.tools install)"
         )
     return path
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bandersnatch_config(directory: Path, master: str, workers: int = 2) -> str:

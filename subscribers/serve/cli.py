@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         topics = " ".join((cfg.transitions_topic, cfg.state_topic, cfg.inventory_topic))
         view = View(state_dir / "serve", f"kafka {rt.kafka.bootstrap} {topics}", cfg.transitions_topic, rt.codec)
-        feed = KafkaFeed(rt.kafka, cfg, rt.codec, view)
+        feed = KafkaFeed(rt.clients, cfg, rt.codec, view)
     if view.rebuilt_because:
         logger.info("serve: building the view from the start (%s)", view.rebuilt_because)
     feeder: Feeder | None = None

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
+from qwatch.kafka.clients import KafkaClients
 from qwatch.sinks import Delivery, JsonlSource
 from subscribers.serve.config import ServeConfig
 from subscribers.serve.metrics import ServeMetrics
@@ -30,13 +30,13 @@ logger = logging.getLogger(__name__)
 class KafkaFeed:
     """All partitions of the configured topics, positioned where the view ends (rebuilding a stale view first)."""
 
-    def __init__(self, kafka: KafkaConfig, cfg: ServeConfig, codec: Codec, view: View) -> None:
+    def __init__(self, clients: KafkaClients, cfg: ServeConfig, codec: Codec, view: View) -> None:
         from kafka import TopicPartition
 
-        from qwatch.kafka.io import KafkaSource, make_consumer
+        from qwatch.kafka.io import KafkaSource
 
-        self._consumer = make_consumer(
-            kafka, cfg.group or None, fetch_max_wait_ms=100, client_id=f"{kafka.client_id}-serve"
+        self._consumer = clients.consumer(
+            cfg.group or None, fetch_max_wait_ms=100, client_id=f"{clients.cfg.client_id}-serve"
         )
         self._commit = bool(cfg.group)
         tps: list[Any] = []
