@@ -53,3 +53,15 @@ def parse_rfc3339_ms(value: str) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
+
+
+def rfc3339_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds (``2026-11-25T05:14:48.123Z``), for machines (webhooks,
+    the serve API); None when unknown or outside the calendar (upstream times are data and may be absurd: then the
+    field is null, never a bad string or an error)."""
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -29,7 +29,6 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +39,7 @@ from qwatch import deadletters, events, ids, remediation
 from qwatch.config import Secret
 from qwatch.events.outputs import Alert
 from qwatch.http import DEFAULT_USER_AGENT, RETRY_STATUSES, parse_retry_after
+from qwatch.ids import rfc3339_ms as rfc3339
 from qwatch.logs import safe
 from qwatch.metrics import Metrics
 from qwatch.retry import backoff_delay
@@ -94,17 +94,6 @@ class WebhookConfig:
         )
         cfgmod.require(0 < self.timeout <= 300, _P, "timeout", "expected 0 < seconds <= 300")
         cfgmod.require(bool(self.source), _P, "source", "must not be empty")
-
-
-def rfc3339(ms: int | None) -> str | None:
-    """Epoch milliseconds as RFC 3339 UTC with milliseconds (``2026-11-25T05:14:48.123Z``); None when unknown or
-    outside the calendar (upstream times are data and may be absurd: then the field is null, never a bad string)."""
-    if ms is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def alert_links(alert: Alert) -> dict[str, Any]:

@@ -6,13 +6,13 @@ the feeds cannot drift apart: the package page renders exactly the dictionary ``
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 from xml.etree import ElementTree as ET
 
+from qwatch.ids import rfc3339_ms as iso
 from subscribers.serve import cursor as cursormod
 from subscribers.serve.query import Filters
 from subscribers.serve.view import PackageRecord, Row
@@ -37,14 +37,6 @@ class Links:
     def report(self, report_id: str) -> str:
         """The report on osv.dev (``MAL-…`` ids are published there)."""
         return f"{self.osv_url.rstrip('/')}/vulnerability/{quote(report_id, safe='')}"
-
-
-def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds → RFC 3339 UTC (``2026-11-25T05:14:48.123Z``)."""
-    if ms is None:
-        return None
-    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def package_path(ecosystem: str, package: str) -> str:
