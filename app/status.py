@@ -20,13 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.render import human_duration
 from qwatch.logs import safe
 
-SOURCES = ("openssf", "pypi-journal", "pypi-simple", "pypi-json")
+SOURCES = ("openssf", "pypi-journal", "pypi-simple", "pypi-json", "pypi-provenance")
 
 CONSEQUENCES = {
     "pypi-journal": "quarantines will only be inferred from page polls, without upstream time",
     "pypi-simple": "archives, index removals and first sightings go unseen; quarantines are not confirmed on pages",
     "pypi-json": "yanks and release-level changes of watched projects go unseen",
     "openssf": "new and withdrawn malicious-package reports go unseen",
+    "pypi-provenance": "releases that lose or change their PEP 740 provenance go unseen",
 }
 """What is lost while a source fails, in the words of the warning."""
 

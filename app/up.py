@@ -119,6 +119,8 @@ class Plan:
     journal_since: int | None = None
     serve_port: int = 0
     """Where ``qwatch serve`` listens on 127.0.0.1 (0: no serve child)."""
+    provenance_signatures: str = "sigstore"
+    """``off`` for the demo world, whose attestations are synthetic (they name the files but no Sigstore key)."""
 
 
 SERVE_PORT = 8800
@@ -191,6 +193,23 @@ def child_specs(plan: Plan, run_dir: Path) -> list[ChildSpec]:
         ),
         ChildSpec(
             "pypi-json", [*q, "ingest", "pypi-json", "--index-url", plan.index_url, *watch, "--interval", json_interval]
+        ),
+        ChildSpec(
+            "pypi-provenance",
+            [
+                *q,
+                "ingest",
+                "pypi-provenance",
+                "--index-url",
+                plan.index_url,
+                *watch,
+                "--interval",
+                json_interval if plan.fast else "900",
+                "--signatures",
+                plan.provenance_signatures,
+                "--state-dir",
+                str(run_dir / "state" / "provenance"),
+            ],
         ),
         ChildSpec("processor", [*q, "process", "--group-id", "qwatch-processor"]),
         ChildSpec(
@@ -459,6 +478,7 @@ def run(args: argparse.Namespace) -> int:
             webhook_url=world.webhook_url,
             webhook_secret=world.webhook_secret,
             journal_since=world.start_serial,
+            provenance_signatures="off",
         )
         say(
             "DEMO",

@@ -6,9 +6,9 @@ from types import ModuleType
 from typing import Any
 
 from ingestors.openssf import cli as openssf_cli
-from ingestors.pypi import cli_journal, cli_json, cli_simple
+from ingestors.pypi import cli_journal, cli_json, cli_provenance, cli_simple
 
-INGESTOR_MODULES: tuple[ModuleType, ...] = (openssf_cli, cli_simple, cli_json, cli_journal)
+INGESTOR_MODULES: tuple[ModuleType, ...] = (openssf_cli, cli_simple, cli_json, cli_journal, cli_provenance)
 """Modules exposing ``register(ingest_subparsers)``; each ingestor adds its own line, in ``--help`` order."""
 
 

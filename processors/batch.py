@@ -28,6 +28,7 @@ OBSERVATION_TYPES = (
     events.IndexMembershipObserved,
     events.JournalEntryObserved,
     events.ReleasesObserved,
+    events.ProvenanceObserved,
 )
 PAYLOAD_CAP = 4096
 

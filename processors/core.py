@@ -10,6 +10,8 @@ JSONL adapters share it. What each observation can prove:
 * ``IndexMembershipObserved``: a hint; the CDN's root index lags. Dropping out of it never makes a transition,
   it asks for a confirming look (``dropped-from-root-index``).
 * ``ReportObserved``: report changes; a new report on a PyPI package also asks for a look (``new-report``).
+* ``ProvenanceObserved``: who attested each file of the recent releases; drift from the project's habit is a
+  transition (``processors.provenance``).
 
 Ordering and idempotence: project status goes through the timeline (``processors.timeline``), release facts are
 last-writer-wins by serial, reports by their ``modified`` time. An exact redelivery is recognized by its key in
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from processors import releases, reports, status
+from processors import provenance, releases, reports, status
 from processors.draft import AUTHORITIES, JOURNAL, Draft, Pending, applied_key, snapshot
 from processors.severity import severity
 from qwatch import events
@@ -94,6 +96,7 @@ _HANDLERS: dict[type, Callable[[Draft, Any], None]] = {
     events.IndexMembershipObserved: _on_index,
     events.ReleasesObserved: _on_releases,
     events.ReportObserved: reports.on_report,
+    events.ProvenanceObserved: provenance.on_provenance,
 }
 
 

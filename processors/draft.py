@@ -94,7 +94,7 @@ class Draft:
     __slots__ = (
         "base", "known", "obs", "now_ms", "key", "status", "last_serial", "horizon", "points", "releases",
         "visible_versions", "visible_serial", "reports", "facts", "pending", "watch", "outcome", "changed",
-        "authority", "journal_serial", "journal_action", "seen_versions",
+        "authority", "journal_serial", "journal_action", "seen_versions", "provenance_since", "provenance",
     )  # fmt: skip
 
     def __init__(
@@ -111,6 +111,8 @@ class Draft:
         self.journal_serial = base.journal_serial
         self.journal_action = base.journal_action
         self.seen_versions = base.seen_versions
+        self.provenance_since = base.provenance_since
+        self.provenance = base.provenance
         self.key = key
         self.known = known
         self.obs = obs
@@ -296,4 +298,6 @@ class Draft:
             self.journal_serial,
             self.journal_action,
             self.seen_versions,
+            self.provenance_since,
+            self.provenance,
         )

@@ -6,7 +6,8 @@
 | REMOVED, RELEASE_REMOVED, REPORT_UPDATED                              | medium                           |
 | CLEARED, RELEASE_CLEARED, YANKED, ARCHIVED, UNARCHIVED, REPORT_WITHDRAWN | low                           |
 | REPORTED                                                              | critical if exposed, else high   |
-| REPORT_ESCALATED                                                      | critical                         |
+| REPORT_ESCALATED, PROVENANCE_INVALID                                  | critical                         |
+| PROVENANCE_LOST, PROVENANCE_CHANGED                                   | high                             |
 
 Why fixed: a severity computed from whatever else happened to have arrived first (the status, a live report)
 depends on arrival order, and nothing re-evaluates a transition once it is published. The one fact that makes a
@@ -38,6 +39,9 @@ FIXED = {
     k.K_UNARCHIVED: "low",
     k.K_REPORT_WITHDRAWN: "low",
     k.K_REPORT_ESCALATED: "critical",
+    k.K_PROVENANCE_LOST: "high",
+    k.K_PROVENANCE_CHANGED: "high",
+    k.K_PROVENANCE_INVALID: "critical",
 }
 
 

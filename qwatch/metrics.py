@@ -48,7 +48,7 @@ RETRY_REASONS = ("408", "425", "429", "500", "502", "503", "504", "timeout", "tr
 """``qwatch_ingest_retries_total`` reasons of the HTTP sources: ``qwatch.http.RETRY_STATUSES``, transport trouble, and
 stale pages re-fetched (the journal adds ``rate-limited``)."""
 
-HTTP_SOURCES = ("pypi-simple", "pypi-json", "pypi-journal")
+HTTP_SOURCES = ("pypi-simple", "pypi-json", "pypi-journal", "pypi-provenance")
 """Sources that fetch over ``qwatch.http`` and so export fetch outcomes (openssf uses git)."""
 
 TRANSITION_KINDS = ALL_KINDS

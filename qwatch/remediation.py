@@ -15,6 +15,7 @@ ADVICE = {
     "malicious": "treat any environment that installed it as compromised",
     "version-missing": "re-lock to an available version",
     "soak-hold": "pin the previous version or wait",
+    "provenance": "do not install it until the maintainers confirm the release: pin the previous version",
 }
 """The gate's remediation per finding reason (the tail of each finding's message)."""
 
@@ -33,6 +34,9 @@ _KIND_ADVICE = {
     "RELEASE_CLEARED": "no action needed: PyPI cleared the release (undo any emergency pin made for it)",
     "REPORT_WITHDRAWN": "no action needed: the report was withdrawn as a false positive",
     "UNARCHIVED": "no action needed: the project is maintained again",
+    "PROVENANCE_LOST": f"it may have been published with a stolen token: {ADVICE['provenance']}",
+    "PROVENANCE_CHANGED": f"it was built somewhere new (a hijack, or a moved repository): {ADVICE['provenance']}",
+    "PROVENANCE_INVALID": f"its attestation does not match the file: {ADVICE['provenance']}",
 }
 
 PYPI_PROJECT = "https://pypi.org/project/"

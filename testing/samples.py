@@ -134,3 +134,44 @@ def report(
         commit=commit,
         path=f"osv/malicious/pypi/{package}/{report_id}.json",
     )
+
+
+ProvenanceFile = tuple[str, "str | None", str] | tuple[str, "str | None", str, int]
+"""(filename, attesting repository or None for no attestation, "ok" | "digest" | "signature"[, upload time])."""
+
+
+def provenance(
+    package: str,
+    releases: Sequence[tuple[str, int, Sequence[ProvenanceFile]]],
+    seen: int,
+    workflow: str = "release.yml",
+) -> events.ProvenanceObserved:
+    """A ProvenanceObserved: ``releases`` are (version, upload time, files); the id follows the content."""
+    out = []
+    for version, uploaded, files in releases:
+        checked = []
+        for filename, repo, state, *when in files:
+            file_upload = when[0] if when else uploaded
+            publishers = () if repo is None else (events.PublisherIdentity("GitHub", repo, workflow, ""),)
+            digest_ok = None if repo is None else state != "digest"
+            signature = "invalid" if state == "signature" else ("verified" if repo else "not-checked")
+            detail = {"ok": "signature verified", "digest": "subject sha256 differs", "signature": "bad signature"}
+            sha = ids.event_id("sha", filename)
+            checked.append(
+                events.FileProvenance(
+                    filename, sha, file_upload, repo is not None, publishers, digest_ok, signature,
+                    detail[state] if repo else "no attestation",
+                )  # fmt: skip
+            )
+        out.append(events.ReleaseProvenance(version, uploaded, tuple(checked)))
+    key = repr([(r.version, [(f.filename, f.publishers, f.digest_ok, f.signature) for f in r.files]) for r in out])
+    return events.ProvenanceObserved(
+        event_id=ids.event_id("pypi-provenance", package, key),
+        source="pypi-provenance",
+        ecosystem=PYPI,
+        package=package,
+        observed_at=seen,
+        upstream_time=max((r.upload_time for r in out if r.upload_time is not None), default=None),
+        last_serial=None,
+        releases=tuple(out),
+    )

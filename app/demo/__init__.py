@@ -22,6 +22,7 @@ import git
 
 from qwatch.logs import screen_line, show
 from testing.fakepypi import FakePyPI, Fault
+from testing.fakepypi.integrity import github_publisher
 from testing.fakepypi.timeline import DEMO_TIMELINE, install_demo
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ FAULTS = (
 FAULT_NOTES = "two 503s on a project page, a truncated page, a 429 with Retry-After"
 """The faults above in words, for the demo's closing summary."""
 
+DEMO_ATTESTED = ("demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl", "demo-1.1.tar.gz")
+"""Demo's files carry (synthetic) attestations by ``example/demo``: its habit, seen as the baseline."""
+PROVENANCE_STEPS: tuple[tuple[Any, ...], ...] = ((20.5, "add_release", "Demo", "1.2", ["demo-1.2.tar.gz"]),)
+"""Demo 1.2 arrives without attestation: PROVENANCE_LOST (the demo runs the ingestor with ``--signatures off``)."""
+
 EXPECTED_TRANSITIONS = (
     ("YANKED", "demo"),
     ("QUARANTINED", "evil-pkg"),
@@ -69,6 +75,7 @@ EXPECTED_TRANSITIONS = (
     ("RELEASE_REMOVED", "demo"),
     ("UNARCHIVED", "oldlib"),
     ("REPORT_WITHDRAWN", "fastapi"),
+    ("PROVENANCE_LOST", "demo"),
 )
 """Every upstream change of the scripted demo, as (kind, package): each must appear exactly once."""
 
@@ -108,6 +115,8 @@ class DemoWorld:
         timelines (``qwatch up`` calls it once its ingestors are polling, so a slow start never makes them miss the
         beginning of the script, which then arrives as one collapsed change)."""
         install_demo(self.pypi)
+        for filename in DEMO_ATTESTED:  # a project that publishes from its CI, until 1.2 (PROVENANCE_STEPS)
+            self.pypi.attest(filename, github_publisher("example/demo"))
         for name, releases in EXTRA_PROJECTS.items():
             self.pypi.add_project(name, releases)
         self.start_serial = self.pypi.last_serial
@@ -128,7 +137,8 @@ class DemoWorld:
         self._playing = True
         commits = self._commits
         faults = [(at, "inject", fault) for at, fault in FAULTS]
-        self._threads.append(self.pypi.run_timeline(sorted([*DEMO_TIMELINE, *faults], key=lambda step: step[0])))
+        steps = sorted([*DEMO_TIMELINE, *PROVENANCE_STEPS, *faults], key=lambda step: step[0])
+        self._threads.append(self.pypi.run_timeline(steps))
         self._spawn(self._replay_ossf, commits[1:])
         if self.churn:
             self._spawn(self._churn_forever)

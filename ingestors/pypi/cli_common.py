@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from ingestors.pypi.watchfeed import KafkaWatchFeed
 from ingestors.pypi.watchset import WatchSet, read_watch_file
@@ -88,3 +90,46 @@ def should_stop(stop: StopFlag, heartbeat: Heartbeat) -> Callable[[], bool]:
         return stop.is_set
 
     return check
+
+
+class _Published(Protocol):
+    @property
+    def published(self) -> bool: ...
+
+
+def sweep_forever(
+    name: str,
+    run_pass: Callable[[Iterable[str] | None], _Published],
+    interval: float,
+    watch: WatchSet,
+    feed: KafkaWatchFeed | None,
+    stop: StopFlag,
+    heartbeat: Heartbeat | None = None,
+) -> int:
+    """The service loop of the sweeping ingestors (``pypi-json``, ``pypi-provenance``): a whole sweep every
+    ``interval`` (every 30 s at most while Kafka does not acknowledge), urgent names (a watch request) in between.
+    An unexpected error in a pass is logged and retried in 30 s: the pass rolled its state back."""
+    if feed is not None:
+        feed.catch_up()
+        watch.take_urgent()  # history: the first sweep covers it
+    next_sweep = 0.0
+    while not stop.is_set:
+        if feed is not None:
+            feed.poll(0.0)
+        now = time.monotonic()
+        urgent = watch.take_urgent()
+        try:
+            if now >= next_sweep:
+                report = run_pass(None)
+                next_sweep = now + (interval if report.published else min(interval, 30.0))
+                if heartbeat is not None:
+                    heartbeat.ready(report.published, "Kafka did not acknowledge the last pass's events")
+            elif urgent:
+                run_pass(urgent)
+        except Exception:  # noqa: BLE001 - a service outlives one bad pass; the pass rolled back its state
+            logger.exception("%s: sweep failed unexpectedly; retrying in 30 s", name)
+            next_sweep = now + 30.0
+        if heartbeat is not None:
+            heartbeat.beat(idle=1.0)
+        stop.wait(1.0)
+    return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from typing import Any
 
 from ingestors.pypi import emit
@@ -17,14 +16,13 @@ from ingestors.pypi.cli_common import (
     positive_float,
     should_stop,
     state_dir,
+    sweep_forever,
 )
 from ingestors.pypi.config import JsonIngestConfig
 from ingestors.pypi.json_ingest import JsonIngestor
 from ingestors.pypi.state import state_path
 from ingestors.pypi.watchfeed import KafkaWatchFeed
-from ingestors.pypi.watchset import WatchSet
 from qwatch import config as cfgmod
-from qwatch.metrics import Heartbeat
 from qwatch.runtime import StopFlag, add_common, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -103,44 +101,9 @@ def run(args: argparse.Namespace) -> int:
                 len(report.pending),
             )
             return 0 if report.ok else 1
-        return serve(ingestor, cfg, watch, feed, stop, heartbeat)
+        return sweep_forever("pypi-json", ingestor.run_pass, cfg.interval, watch, feed, stop, heartbeat)
     finally:
         if feed is not None:
             feed.close()
         sink.close()
         client.close()
-
-
-def serve(
-    ingestor: JsonIngestor,
-    cfg: JsonIngestConfig,
-    watch: WatchSet,
-    feed: KafkaWatchFeed | None,
-    stop: StopFlag,
-    heartbeat: Heartbeat | None = None,
-) -> int:
-    """Sweep every ``interval``; urgent requests are looked at before the next sweep."""
-    if feed is not None:
-        feed.catch_up()
-        watch.take_urgent()
-    next_sweep = 0.0
-    while not stop.is_set:
-        if feed is not None:
-            feed.poll(0.0)
-        now = time.monotonic()
-        urgent = watch.take_urgent()
-        try:
-            if now >= next_sweep:
-                report = ingestor.run_pass()
-                next_sweep = now + (cfg.interval if report.published else min(cfg.interval, 30.0))
-                if heartbeat is not None:
-                    heartbeat.ready(report.published, "Kafka did not acknowledge the last pass's events")
-            elif urgent:
-                ingestor.run_pass(urgent)
-        except Exception:  # noqa: BLE001 - a service outlives one bad pass; the pass rolled back its state
-            logger.exception("pypi-json: sweep failed unexpectedly; retrying in 30 s")
-            next_sweep = now + 30.0
-        if heartbeat is not None:
-            heartbeat.beat(idle=1.0)
-        stop.wait(1.0)
-    return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from qwatch import config as cfgmod
 from qwatch.config import require
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
@@ -25,6 +26,7 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+@cfgmod.component("PYPI_")
 @dataclass(frozen=True)
 class SimpleIngestConfig:
     """``qwatch ingest pypi-simple``: root-index diff plus per-project Simple pages."""
@@ -45,6 +47,7 @@ class SimpleIngestConfig:
         require(self.recheck >= self.interval, "PYPI_", "recheck", "expected >= QWATCH_PYPI_INTERVAL")
 
 
+@cfgmod.component("PYPI_JSON_")
 @dataclass(frozen=True)
 class JsonIngestConfig:
     """``qwatch ingest pypi-json``: JSON API of watched projects; a 404 is settled by the Simple page."""
@@ -60,6 +63,29 @@ class JsonIngestConfig:
         check_common(self.index_url, self.interval, self.workers, self.stale_retries, self.stale_delay, "PYPI_JSON_")
 
 
+@cfgmod.component("PYPI_PROVENANCE_")
+@dataclass(frozen=True)
+class ProvenanceIngestConfig:
+    """``qwatch ingest pypi-provenance``: PEP 740 provenance of the recent releases of watched projects."""
+
+    index_url: str = field(default=DEFAULT_INDEX_URL, metadata={"help": "the index URL; /integrity/ is on its host"})
+    watch_file: Path | None = field(default=None, metadata={"help": "file of package names to watch"})
+    interval: float = field(default=900.0, metadata={"help": "seconds between sweeps of the watch set"})
+    workers: int = field(default=8, metadata={"help": "concurrent fetches during a sweep"})
+    releases: int = field(default=5, metadata={"help": "most recent releases per project whose files are checked"})
+    signatures: str = field(
+        default="sigstore",
+        metadata={"help": "sigstore: verify signatures offline (Sigstore's shipped trust root); off: digests only"},
+    )
+
+    def __post_init__(self) -> None:
+        p = "PYPI_PROVENANCE_"
+        check_common(self.index_url, self.interval, self.workers, 0, 0, p)
+        require(1 <= self.releases <= 16, p, "releases", "expected 1-16 (the processor keeps 16 per project)")
+        require(self.signatures in ("sigstore", "off"), p, "signatures", "expected sigstore or off")
+
+
+@cfgmod.component("PYPI_JOURNAL_")
 @dataclass(frozen=True)
 class JournalIngestConfig:
     """``qwatch ingest pypi-journal``: XML-RPC ``changelog_since_serial``, cursor = serial."""

@@ -14,6 +14,7 @@ Event id recipes (``qwatch.ids.event_id``; never wall-clock time):
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from qwatch import deadletters
@@ -26,6 +27,7 @@ from qwatch.events import (
     ReleasesObserved,
 )
 from qwatch.ids import event_id
+from qwatch.metrics import Metrics
 from qwatch.pypi.model import JournalRow
 from qwatch.pypi.names import normalize
 
@@ -33,6 +35,7 @@ ECOSYSTEM = "PyPI"
 SIMPLE = "pypi-simple"
 JSON = "pypi-json"
 JOURNAL = "pypi-journal"
+PROVENANCE = "pypi-provenance"
 PAYLOAD_CAP = 4096
 
 
@@ -170,3 +173,15 @@ def dead_letter(
         package=package,
         extra_key=(digest,),
     )
+
+
+def record_pass(metrics: Metrics, source: str, fetched: int, dead_letters: int, started: float) -> None:
+    """A committed pass's duration and outcome: when every project failed (upstream down, or every answer
+    unreadable) the source is down, loudly; otherwise it is up."""
+    metrics.poll_duration.labels(source).observe(time.monotonic() - started)
+    if fetched and dead_letters >= fetched:
+        metrics.polls.labels(source, "all-failed").inc()
+        metrics.source_failed(source)
+    else:
+        metrics.polls.labels(source, "ok").inc()
+        metrics.source_succeeded(source)

@@ -159,14 +159,7 @@ class JsonIngestor:
         for event_type, count in report.by_type.items():
             self.metrics.events_emitted.labels(SOURCE, event_type).inc(count)
         self.save()
-        self.metrics.poll_duration.labels(SOURCE).observe(time.monotonic() - started)
-        if report.fetched and report.dead_letters >= report.fetched:
-            # Every project failed (upstream down, or every answer unreadable): the source is down, loudly.
-            self.metrics.polls.labels(SOURCE, "all-failed").inc()
-            self.metrics.source_failed(SOURCE)
-        else:
-            self.metrics.polls.labels(SOURCE, "ok").inc()
-            self.metrics.source_succeeded(SOURCE)
+        emit.record_pass(self.metrics, SOURCE, report.fetched, report.dead_letters, started)
         return report
 
     def _rollback(self) -> None:

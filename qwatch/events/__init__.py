@@ -18,13 +18,15 @@ from qwatch.events.outputs import InventoryRecord as InventoryRecord
 from qwatch.events.state import FactRecord as FactRecord
 from qwatch.events.state import Mark as Mark
 from qwatch.events.state import PackageStateRecord as PackageStateRecord
+from qwatch.events.state import ProvenanceFileRecord as ProvenanceFileRecord
+from qwatch.events.state import ProvenanceRecord as ProvenanceRecord
 from qwatch.events.state import ReleaseRecord as ReleaseRecord
 from qwatch.events.state import ReportRecord as ReportRecord
 from qwatch.events.state import Sighting as Sighting
 from qwatch.events.state import StatusPoint as StatusPoint
 from qwatch.frozen import fast_init
 
-OBSERVATION_SOURCES = ("openssf", "pypi-simple", "pypi-json", "pypi-journal")
+OBSERVATION_SOURCES = ("openssf", "pypi-simple", "pypi-json", "pypi-journal", "pypi-provenance")
 """Sources whose events are observations, consumed by the processor."""
 
 
@@ -140,6 +142,57 @@ class ReleasesObserved:
 
 
 @dataclass(frozen=True, slots=True)
+class PublisherIdentity:
+    """A Trusted Publisher as a provenance object names it (``qwatch.provenance.parse.Publisher``)."""
+
+    SCHEMA: ClassVar[str] = "PublisherIdentity"
+    kind: str
+    repository: str
+    workflow: str
+    environment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileProvenance:
+    """One distribution file's PEP 740 provenance as checked by the ingestor."""
+
+    SCHEMA: ClassVar[str] = "FileProvenance"
+    filename: str
+    sha256: str
+    upload_time: int | None
+    attested: bool
+    publishers: tuple[PublisherIdentity, ...]
+    digest_ok: bool | None
+    signature: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseProvenance:
+    """The provenance of every file of one release, as far as the ingestor looked."""
+
+    SCHEMA: ClassVar[str] = "ReleaseProvenance"
+    version: str
+    upload_time: int | None
+    files: tuple[FileProvenance, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceObserved:
+    """A watched project's recent releases and who attested each file (PEP 740): the input of provenance drift."""
+
+    SCHEMA: ClassVar[str] = "ProvenanceObserved"
+    event_id: str
+    source: str
+    ecosystem: str
+    package: str
+    observed_at: int
+    upstream_time: int | None
+    last_serial: int | None
+    releases: tuple[ReleaseProvenance, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WatchRequest:
     """Asks the PyPI ingestors to look at a package now; closes the loop from processor back to fetchers."""
 
@@ -229,7 +282,14 @@ class Transition:
     summary: str
 
 
-Observation = ReportObserved | ProjectStatusObserved | IndexMembershipObserved | JournalEntryObserved | ReleasesObserved
+Observation = (
+    ReportObserved
+    | ProjectStatusObserved
+    | IndexMembershipObserved
+    | JournalEntryObserved
+    | ReleasesObserved
+    | ProvenanceObserved
+)
 """Everything an ingestor emits about upstream, and the processor's input."""
 
 Event = Observation | WatchRequest | DeadLetter | Cursor | Transition
@@ -241,6 +301,7 @@ TOP_LEVEL: tuple[type, ...] = (
     IndexMembershipObserved,
     JournalEntryObserved,
     ReleasesObserved,
+    ProvenanceObserved,
     WatchRequest,
     DeadLetter,
     Cursor,

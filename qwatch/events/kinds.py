@@ -24,6 +24,9 @@ K_REPORTED = "REPORTED"
 K_REPORT_UPDATED = "REPORT_UPDATED"
 K_REPORT_WITHDRAWN = "REPORT_WITHDRAWN"
 K_REPORT_ESCALATED = "REPORT_ESCALATED"
+K_PROVENANCE_LOST = "PROVENANCE_LOST"
+K_PROVENANCE_CHANGED = "PROVENANCE_CHANGED"
+K_PROVENANCE_INVALID = "PROVENANCE_INVALID"
 
 ALL_KINDS = (
     K_QUARANTINED,
@@ -40,7 +43,12 @@ ALL_KINDS = (
     K_REPORT_UPDATED,
     K_REPORT_WITHDRAWN,
     K_REPORT_ESCALATED,
+    K_PROVENANCE_LOST,
+    K_PROVENANCE_CHANGED,
+    K_PROVENANCE_INVALID,
 )
+
+PROVENANCE_KINDS = (K_PROVENANCE_LOST, K_PROVENANCE_CHANGED, K_PROVENANCE_INVALID)
 
 REPORT_KINDS = (K_REPORTED, K_REPORT_UPDATED, K_REPORT_WITHDRAWN)
 
@@ -95,6 +103,9 @@ _SUMMARIES = {
     K_REPORT_UPDATED: "{report} for {package} ({ecosystem}) was updated",
     K_REPORT_WITHDRAWN: "{report} for {package} ({ecosystem}) was withdrawn",
     K_REPORT_ESCALATED: "{report}: PyPI has served a version of {package} it reports as malicious",
+    K_PROVENANCE_LOST: "{package} {version} was published without the attestations its recent releases carried",
+    K_PROVENANCE_CHANGED: "{package} {version} was attested by another publisher than its recent releases",
+    K_PROVENANCE_INVALID: "{package} {version} carries an attestation that does not hold",
 }
 
 

@@ -28,6 +28,8 @@ MAX_REPORTS = 16
 """Reports kept per package; withdrawn ones are evicted first."""
 MAX_RELEASES = 256
 """Per-release records kept; the ones changed longest ago are evicted first."""
+MAX_PROVENANCE = 16
+"""Releases whose provenance is kept; the oldest uploads go first (drift is judged on the recent ones)."""
 MAX_SEEN_VERSIONS = 512
 """Versions remembered as once served; past this the oldest-listed go (exposure then rests on newer versions)."""
 
@@ -156,6 +158,28 @@ class FactRecord:
     seen: tuple[Sighting, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ProvenanceFileRecord:
+    """One file's provenance as the processor keeps it: enough to judge the next release against."""
+
+    SCHEMA: ClassVar[str] = "ProvenanceFileRecord"
+    filename: str
+    attested: bool
+    identities: tuple[str, ...]
+    invalid: str = ""
+    upload_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceRecord:
+    """One release's provenance as last seen."""
+
+    SCHEMA: ClassVar[str] = "ProvenanceRecord"
+    version: str
+    upload_time: int | None
+    files: tuple[ProvenanceFileRecord, ...]
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class PackageStateRecord:
@@ -183,6 +207,11 @@ class PackageStateRecord:
     seen_versions: tuple[str, ...] = ()
     """Versions PyPI has been seen serving (a page listing them installable, a JSON-API 200 with files), ever,
     bounded by MAX_SEEN_VERSIONS: exposure to a report is a fact about the past too (S6 in the README)."""
+    provenance_since: int | None = None
+    """Newest upload time of the first provenance snapshot (the baseline, S2): only files uploaded after it are
+    judged for drift; None until provenance was first seen."""
+    provenance: tuple[ProvenanceRecord, ...] = ()
+    """Per-release provenance, bounded by MAX_PROVENANCE (newest uploads kept), sorted by upload time."""
 
     def render_line(self) -> str:
         """The summary ``qwatch tail --topic state`` prints (upstream values sanitized)."""

@@ -61,6 +61,7 @@ _ROUTES: dict[type, str] = {
     events.IndexMembershipObserved: OBSERVATIONS,
     events.JournalEntryObserved: OBSERVATIONS,
     events.ReleasesObserved: OBSERVATIONS,
+    events.ProvenanceObserved: OBSERVATIONS,
     events.WatchRequest: WATCH,
     events.DeadLetter: DEADLETTER,
     events.Cursor: CURSORS,

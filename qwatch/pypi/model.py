@@ -21,6 +21,10 @@ class PageFile:
     upload_time: int | None = None
     core_metadata: bool = False
     provenance: bool = False
+    sha256: str | None = None
+    """The announced sha256 (JSON ``hashes``, HTML ``#sha256=``), lower-case hex; None when not given."""
+    provenance_url: str | None = None
+    """PEP 740: where the file's provenance is (JSON ``provenance``, HTML ``data-provenance``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,9 @@ def _json_file(entry: object) -> PageFile | None:
     reason = yanked_raw if isinstance(yanked_raw, str) and yanked_raw else None
     upload = as_str(entry.get("upload-time"))
     core = entry.get("core-metadata", entry.get("data-dist-info-metadata"))
+    hashes = entry.get("hashes")
+    sha = hashes.get("sha256") if isinstance(hashes, dict) else None
+    provenance = entry.get("provenance")
     return PageFile(
         filename=filename,
         version=version_from_filename(filename),
@@ -128,8 +131,21 @@ def _json_file(entry: object) -> PageFile | None:
         requires_python=as_str(entry.get("requires-python")),
         upload_time=_time_ms(upload),
         core_metadata=bool(core) and core is not False,
-        provenance=isinstance(entry.get("provenance"), str),
+        provenance=isinstance(provenance, str),
+        sha256=sha.lower() if isinstance(sha, str) and _SHA256.fullmatch(sha) else None,
+        provenance_url=provenance if isinstance(provenance, str) and provenance else None,
     )
+
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _fragment_sha256(href: str | None) -> str | None:
+    """``…/f.tar.gz#sha256=<hex>`` → ``<hex>`` (PEP 503's hash fragment), else None."""
+    if not href or "#" not in href:
+        return None
+    kind, _, value = href.rsplit("#", 1)[1].partition("=")
+    return value.lower() if kind.lower() == "sha256" and _SHA256.fullmatch(value) else None
 
 
 def _time_ms(value: str | None) -> int | None:
@@ -285,6 +301,8 @@ def parse_project_html(body: bytes) -> ProjectPage:
                 requires_python=attrs.get("data-requires-python"),
                 core_metadata=core is not None and core.lower() != "false",
                 provenance="data-provenance" in attrs,
+                sha256=_fragment_sha256(attrs.get("href")),
+                provenance_url=attrs.get("data-provenance") or None,
             )
         )
     versions, yanked_versions = summarize_versions(files, None)

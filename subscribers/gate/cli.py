@@ -22,6 +22,7 @@ from qwatch.broker import default_cache_dir
 from qwatch.config import ConfigError
 from qwatch.http import HttpConfig, PoliteClient, make_http_client
 from qwatch.ids import now_ms, parse_rfc3339_ms
+from qwatch.provenance.verify import make_verifier
 from qwatch.runtime import Runtime, add_common, build_runtime
 from subscribers.gate import report as gate_report
 from subscribers.gate.compose import GateConfig, GateOptions, KafkaLoader, run_gate
@@ -29,6 +30,7 @@ from subscribers.gate.facts_pypi import PyPIFacts
 from subscribers.gate.feed import FeedError, load_feed
 from subscribers.gate.http_cache import DiskCache
 from subscribers.gate.policy import EXIT_UNVERIFIED, EXIT_USAGE, GateResult, Sources
+from subscribers.gate.provenance import ProvenanceFacts
 from subscribers.gate.report import GateContext
 from subscribers.gate.soak import SoakPolicy, parse_duration
 from subscribers.gate.suppressions import Suppression, SuppressionError, load_suppressions
@@ -144,6 +146,19 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--allow-empty", action="store_true", default=None, help="exit 0 when nothing was there to check")
     p.add_argument(
+        "--require-provenance",
+        action="store_true",
+        default=None,
+        help="also fail (exit 1) a pin whose PEP 740 provenance was lost, changed publisher or does not hold, "
+        "judged against the project's 3 releases before it; exit 2 when provenance cannot be fetched",
+    )
+    p.add_argument(
+        "--provenance-signatures",
+        choices=("sigstore", "off"),
+        default=None,
+        help="verify attestation signatures offline with Sigstore's shipped trust root (default) or not",
+    )
+    p.add_argument(
         "--config",
         type=Path,
         default=None,
@@ -208,6 +223,8 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             "feed_max_age": args.feed_max_age,
             "allow_index": tuple(args.allow_index) if args.allow_index else None,
             "allow_empty": args.allow_empty,
+            "require_provenance": args.require_provenance,
+            "provenance_signatures": args.provenance_signatures,
         },
     )
     deadline = time.monotonic() + cfg.timeout
@@ -219,11 +236,17 @@ def _run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     feed = None
     if cfg.feed is not None:
         feed = load_feed(cfg.feed, default_cache_dir(dict(env)), now, parse_duration(cfg.feed_max_age))
-    options = GateOptions(Sources(cfg.index_url, cfg.allow_index), suppressions, cfg.allow_empty, deadline)
     http_cfg = cfgmod.load(HttpConfig, env, "HTTP_")
     client = make_http_client(http_cfg)
     try:
         http = PoliteClient(client, http_cfg, rt.metrics, "gate")
+        provenance = None
+        if cfg.require_provenance:
+            verifier = make_verifier(cfg.provenance_signatures)
+            provenance = ProvenanceFacts(http, cfg.index_url, verifier, concurrency=min(cfg.concurrency, 8))
+        options = GateOptions(
+            Sources(cfg.index_url, cfg.allow_index), suppressions, cfg.allow_empty, deadline, provenance
+        )
         cache = DiskCache(cfg.cache_dir) if cfg.cache_dir is not None else None
         pypi = PyPIFacts(http, cfg.index_url, cache=cache, concurrency=cfg.concurrency)
         gate = run_gate(inventory, pypi, soak, now, _kafka_loader(rt, cfg, env), feed, options)

@@ -18,6 +18,7 @@ from qwatch import config as cfgmod
 from subscribers.gate.facts import Answer, PackageFacts, Report, Unverified
 from subscribers.gate.facts_pypi import PyPIFacts
 from subscribers.gate.policy import GateResult, Sources, evaluate, split_sources
+from subscribers.gate.provenance import ProvenanceFacts
 from subscribers.gate.soak import DEFAULT_SOAK, DEFAULT_SOAK_OTHER, SoakPolicy, load_packages, parse_duration
 from subscribers.gate.suppressions import Suppression
 from subscribers.inventory.lockfiles import Inventory
@@ -58,6 +59,13 @@ class GateConfig:
         default=(), metadata={"help": "other indexes whose packages are accepted unchecked (comma-separated URLs)"}
     )
     allow_empty: bool = field(default=False, metadata={"help": "exit 0 when the lockfile has nothing to check"})
+    require_provenance: bool = field(
+        default=False,
+        metadata={"help": "fail pins whose PEP 740 provenance was lost, changed or invalid; unfetchable is exit 2"},
+    )
+    provenance_signatures: str = field(
+        default="sigstore", metadata={"help": "sigstore (verify offline with the shipped trust root) or off"}
+    )
 
     def __post_init__(self) -> None:
         cfgmod.require(
@@ -74,6 +82,9 @@ class GateConfig:
             cfgmod.require(0 <= ms <= 365 * 86400 * 1000, _P, name, "expected 0 to 365 days")
         cfgmod.require(1 <= self.concurrency <= 256, _P, "concurrency", "expected 1-256")
         cfgmod.require(self.facts in FACT_MODES, _P, "facts", f"one of {', '.join(FACT_MODES)}")
+        cfgmod.require(
+            self.provenance_signatures in ("sigstore", "off"), _P, "provenance_signatures", "sigstore or off"
+        )
         cfgmod.require(0 < self.kafka_timeout <= 600, _P, "kafka_timeout", "expected 0 < seconds <= 600")
         cfgmod.require(0 < self.timeout <= 86400, _P, "timeout", "expected 0 < seconds <= 86400")
         try:
@@ -116,6 +127,8 @@ class GateOptions:
     allow_empty: bool = False
     deadline: float | None = None
     """``time.monotonic()`` value past which nothing more is asked; unasked packages are unverified."""
+    provenance: ProvenanceFacts | None = None
+    """``--require-provenance``: every pin's provenance is judged too."""
 
 
 def run_gate(
@@ -161,6 +174,11 @@ def run_gate(
 def _evaluate(
     inventory: Inventory, answers: Mapping[str, Answer], now_ms: int, soak: SoakPolicy, options: GateOptions
 ) -> GateResult:
+    provenance = None
+    if options.provenance is not None:
+        check, _, _ = split_sources(inventory, options.sources)
+        pins = {(p.normalized, p.version) for p in check if p.version is not None}
+        provenance = options.provenance.lookup(pins, options.deadline)
     return evaluate(
         inventory,
         answers,
@@ -169,6 +187,7 @@ def _evaluate(
         sources=options.sources,
         suppressions=options.suppressions,
         allow_empty=options.allow_empty,
+        provenance=provenance,
     )
 
 

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from packaging.version import InvalidVersion, Version
 
+from qwatch.provenance.drift import Drift
+
 ACTIVE = "active"
 ARCHIVED = "archived"
 DEPRECATED = "deprecated"
@@ -95,6 +97,17 @@ class Unverified:
     reason: str
     message: str
 
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceVerdict:
+    """``--require-provenance``: the drift of one pin (empty: none) and what was verified, for the report."""
+
+    drifts: tuple[Drift, ...]
+    signatures: str
+
+
+ProvenanceAnswer = ProvenanceVerdict | Unverified
+"""What the provenance lookup returns per pin."""
 
 Answer = PackageFacts | Unverified
 """What an adapter returns per package: facts, or why there are none."""

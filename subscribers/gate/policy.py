@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from qwatch.ids import iso_ms
 from qwatch.pypi.indexes import canonical_index_url, is_pypi_index
-from qwatch.remediation import ADVICE, report_url
+from qwatch.remediation import ADVICE, project_url, report_url
 from subscribers.gate.facts import (
     INSTALLABLE,
     KNOWN_STATUSES,
@@ -26,6 +26,7 @@ from subscribers.gate.facts import (
     REMOVED,
     Answer,
     PackageFacts,
+    ProvenanceAnswer,
     Unverified,
     vkey,
 )
@@ -39,6 +40,9 @@ REASONS = {
     "malicious": "Package reported malicious for the locked version",
     "version-missing": "Pinned version no longer available",
     "soak-hold": "Version held by the soak window",
+    "provenance-lost": "Pinned version lost the provenance of the project's recent releases",
+    "provenance-changed": "Pinned version attested by another publisher than the project's recent releases",
+    "provenance-invalid": "Pinned version carries an attestation that does not hold",
 }
 """Finding reasons (the JSON ``reason`` and the SARIF rule ids) with their short descriptions."""
 
@@ -196,8 +200,10 @@ def evaluate(
     sources: Sources | None = None,
     suppressions: Iterable[Suppression] = (),
     allow_empty: bool = False,
+    provenance: Mapping[tuple[str, str], ProvenanceAnswer] | None = None,
 ) -> GateResult:
-    """Apply every rule to every PyPI-sourced locked package."""
+    """Apply every rule to every PyPI-sourced locked package; with ``provenance`` (``--require-provenance``), every
+    pin must also have a verdict there: drift is a finding, no verdict (or an unpinned package) is unverified."""
     check, skipped, not_checked = split_sources(inventory, sources)
     findings: dict[tuple[str, str | None, str], Finding] = {}
     notices: dict[tuple[str, str | None, str], Notice] = {}
@@ -212,7 +218,10 @@ def evaluate(
             unverified.setdefault(package.normalized, answer)
             continue
         path = dependency_path(inventory, package.normalized)
-        for finding in _package_findings(package, answer, path, now_ms, soak, unverified):
+        found = _package_findings(package, answer, path, now_ms, soak, unverified)
+        if provenance is not None:
+            found += _provenance_findings(package, provenance, path, unverified)
+        for finding in found:
             findings.setdefault((finding.package, finding.version, finding.reason), finding)
         for notice in _notices(package, answer):
             notices.setdefault((notice.package, notice.version, notice.kind), notice)
@@ -322,6 +331,45 @@ def _package_findings(
             )
         )
     return out
+
+
+_DRIFT_REASONS = {
+    "PROVENANCE_LOST": "provenance-lost",
+    "PROVENANCE_CHANGED": "provenance-changed",
+    "PROVENANCE_INVALID": "provenance-invalid",
+}
+
+
+def _provenance_findings(
+    package: LockedPackage,
+    provenance: Mapping[tuple[str, str], ProvenanceAnswer],
+    path: tuple[str, ...],
+    unverified: dict[str, Unverified],
+) -> list[Finding]:
+    name, version = package.normalized, package.version
+    if version is None:
+        unverified.setdefault(
+            name, Unverified(name, "provenance", f"{name} is not pinned: --require-provenance needs an exact version")
+        )
+        return []
+    answer = provenance.get((name, version))
+    if answer is None:
+        answer = Unverified(name, "provenance", f"{name}=={version}: provenance was not looked up")
+    if isinstance(answer, Unverified):
+        unverified.setdefault(name, answer)
+        return []
+    return [
+        Finding(
+            name,
+            version,
+            _DRIFT_REASONS[d.kind],
+            path,
+            f"{name}=={version}: {d.detail} ({answer.signatures}); {ADVICE['provenance']}",
+            "provenance",
+            links=(project_url(name, version),),
+        )
+        for d in answer.drifts
+    ]
 
 
 def _missing(facts: PackageFacts, key: object) -> str | None:

@@ -33,8 +33,17 @@ from qwatch.errors import UsageError
 if TYPE_CHECKING:
     from subscribers.gate.policy import Finding
 
-KINDS = ("quarantined", "removed", "malicious", "version-missing", "soak-hold")
-"""Finding kinds an ``id`` may name instead of a report id."""
+KINDS = (
+    "quarantined",
+    "removed",
+    "malicious",
+    "version-missing",
+    "soak-hold",
+    "provenance-lost",
+    "provenance-changed",
+    "provenance-invalid",
+)
+"""Finding kinds an ``id`` may name instead of a report id (the keys of ``policy.REASONS``; a test holds them equal)."""
 _KEYS = frozenset({"package", "version", "id", "reason", "until"})
 
 

@@ -28,8 +28,11 @@ REPORTED, REPORT_UPDATED, REPORT_WITHDRAWN, REPORT_ESCALATED = (
     "REPORT_WITHDRAWN",
     "REPORT_ESCALATED",
 )
-INFORMATIONAL = frozenset({"ARCHIVED", "UNARCHIVED", "YANKED"})
-"""Known kinds that never change what a mirror serves (a yanked file stays installable by pin, as on PyPI)."""
+INFORMATIONAL = frozenset(
+    {"ARCHIVED", "UNARCHIVED", "YANKED", "PROVENANCE_LOST", "PROVENANCE_CHANGED", "PROVENANCE_INVALID"}
+)
+"""Known kinds that never change what a mirror serves (a yanked file stays installable by pin, as on PyPI; a
+provenance drift is a warning about who published a release, not a takedown)."""
 
 HIDING_KINDS = frozenset({QUARANTINED, REMOVED, RELEASE_QUARANTINED, RELEASE_REMOVED, REPORTED})
 """Kinds a policy may switch on or off (``act_on``); REPORT_UPDATED/ESCALATED follow REPORTED."""

@@ -3,25 +3,28 @@
 Why separate from ``server.py``: routing, negotiation and caching can be reasoned about (and unit-tested)
 without sockets, and the socket layer stays a thin adapter that only adds faults and writes bytes.
 Routes mirror Warehouse's: ``/simple/``, ``/simple/<name>/``, ``/pypi/<name>/json``,
-``/pypi/<name>/<version>/json`` and ``POST /pypi`` (XML-RPC).
+``/pypi/<name>/<version>/json``, ``/integrity/<name>/<version>/<filename>/provenance`` and ``POST /pypi`` (XML-RPC).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import unquote
 
 from . import rpc
 from .files import FileStore
 from .index import list_packages_xml, root_response
+from .integrity import ProvenanceStore, provenance_response
 from .jsonapi import json_project, json_release
 from .model import ProjectState
 from .registry import Registry
 from .render import TEXT_PLAIN, Digests, Response, digests, moved, not_found_text, select_content_type
-from .simple import simple_detail
+from .simple import simple_detail, visible_files
 from .synthetic import JournalRow
 
 XMLRPC_PATHS: Final = frozenset({"/pypi", "/pypi/", "/RPC2"})
@@ -53,7 +56,9 @@ class Application:
     ) -> None:
         self._registry = registry
         self.files = files
-        self._facts: Callable[[str], Digests] = files.digests if files is not None else digests
+        self.provenance = ProvenanceStore()
+        self._base_facts: Callable[[str], Digests] = files.digests if files is not None else digests
+        self._facts: Callable[[str], Digests] = self.announced
         self._lock = lock
         self._render_lock = threading.Lock()
         self._root_cache: OrderedDict[tuple[int, str], Response] = OrderedDict()
@@ -82,11 +87,29 @@ class Application:
             return self._simple(path.removeprefix("/simple/"), request.accept, stale)
         if path.startswith("/pypi/"):
             return self._json(path.removeprefix("/pypi/").split("/"), stale)
+        if path.startswith("/integrity/"):
+            return self._integrity(path.removeprefix("/integrity/").split("/"), request.accept, stale)
         if path.startswith("/packages/") and self.files is not None:
             content = self.files.read(path)
             if content is not None:
                 return Response(200, (("Content-Type", "application/octet-stream"),), content)
         return not_found_text()
+
+    def announced(self, filename: str) -> Digests:
+        """The digests a page announces: a real file's sha256 where one was given (``use_real_file``)."""
+        facts = self._base_facts(filename)
+        sha = self.provenance.sha256(filename)
+        return facts if sha is None else dataclasses.replace(facts, sha256=sha)
+
+    def _integrity(self, parts: list[str], accept: str | None, stale: bool) -> Response:
+        if len(parts) != 4 or parts[3] != "provenance":
+            return not_found_text()
+        name, version, filename = (unquote(p) for p in parts[:3])
+        project = self._project(name, stale)
+        known = project is not None and any(
+            r.version == version and f.filename == filename for r, f in visible_files(project)
+        )
+        return provenance_response(self.provenance, filename, known, accept)
 
     def _project(self, name: str, stale: bool) -> ProjectState | None:
         with self._lock:
@@ -103,7 +126,7 @@ class Application:
             return not_found_text()
         if name != project.normalized:
             return moved(f"/simple/{project.normalized}/")
-        return simple_detail(project, select_content_type(accept), self._facts)
+        return simple_detail(project, select_content_type(accept), self._facts, self.provenance.url)
 
     def _json(self, parts: list[str], stale: bool) -> Response:
         if len(parts) == 2 and parts[1] == "json" and parts[0]:

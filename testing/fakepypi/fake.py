@@ -7,6 +7,7 @@ request log.  All PyPI semantics live in the modules it delegates to.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import deque
@@ -17,6 +18,7 @@ from typing import Any
 from .app import Application, Request
 from .faults import Fault, FaultQueue
 from .files import FileStore
+from .integrity import github_publisher, synthetic_provenance
 from .journal import Journal
 from .model import ProjectState
 from .registry import Registry
@@ -124,6 +126,29 @@ class FakePyPI:
         """Journal ``remove file <filename>``."""
         with self._lock:
             self._registry.remove_file(name, version, filename)
+
+    # ------------------------------------------------------------------ state: provenance (PEP 740)
+    def attest(
+        self,
+        filename: str,
+        publisher: Mapping[str, object] | None = None,
+        *,
+        body: bytes | None = None,
+        subject_sha256: str | None = None,
+    ) -> None:
+        """Serve provenance for ``filename``: ``body`` as given (a real object), or a synthetic one by
+        ``publisher`` (default: GitHub ``example/<project>`` ``release.yml``) whose subject is the announced file,
+        or, with ``subject_sha256``, another digest (a provenance that does not match the file)."""
+        if body is None:
+            project = filename.split("-", 1)[0]
+            claims = dict(publisher) if publisher is not None else github_publisher(f"example/{project}")
+            sha = subject_sha256 or self._app.announced(filename).sha256
+            body = synthetic_provenance(filename, sha, claims)
+        self._app.provenance.set_body(filename, body)
+
+    def use_real_file(self, filename: str, content: bytes) -> None:
+        """Announce the sha256 of a real distribution's bytes for ``filename`` (for real provenance objects)."""
+        self._app.provenance.set_sha256(filename, hashlib.sha256(content).hexdigest())
 
     # ------------------------------------------------------------------ state: lifecycle
     def quarantine(self, name: str) -> None:
@@ -238,6 +263,7 @@ class FakePyPI:
         self._thread.start()
         if self._files is not None:
             self._files.base_url = self.base_url
+        self._app.provenance.base_url = self.base_url
         return self.base_url
 
     def stop(self) -> None:

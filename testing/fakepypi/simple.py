@@ -47,7 +47,17 @@ def visible_files(project: ProjectState) -> list[tuple[ReleaseState, FileState]]
     return pairs
 
 
-def detail_context(project: ProjectState, facts_of: Callable[[str], Digests] = digests) -> dict[str, object]:
+ProvenanceURL = Callable[[str, str, str], "str | None"]
+"""(project, version, filename) → the Integrity API URL of the file's provenance, None when it has none."""
+
+
+def _no_provenance(project: str, version: str, filename: str) -> str | None:
+    return None
+
+
+def detail_context(
+    project: ProjectState, facts_of: Callable[[str], Digests] = digests, provenance_of: ProvenanceURL = _no_provenance
+) -> dict[str, object]:
     """The dict ``_simple_detail`` returns; ``versions`` come only from visible files."""
     pairs = visible_files(project)
     versions = sorted({r.version for r, _ in pairs}, key=version_key)
@@ -61,7 +71,7 @@ def detail_context(project: ProjectState, facts_of: Callable[[str], Digests] = d
                 "data-dist-info-metadata": metadata,
                 "filename": file.filename,
                 "hashes": {"sha256": facts.sha256},
-                "provenance": None,
+                "provenance": provenance_of(project.normalized, release.version, file.filename),
                 "requires-python": release.requires_python or None,
                 "size": facts.size,
                 "upload-time": iso_z(file.upload_time),
@@ -89,6 +99,9 @@ def _html_link(file: dict[str, object], facts_of: Callable[[str], Digests]) -> s
     if facts.metadata_sha256:
         attrs += f'data-dist-info-metadata="sha256={facts.metadata_sha256}" '
         attrs += f'data-core-metadata="sha256={facts.metadata_sha256}"'
+    if file.get("provenance"):
+        sep = "" if not attrs or attrs.endswith(" ") else " "
+        attrs += f'{sep}data-provenance="{escape(str(file["provenance"]))}" '
     href = escape(f"{facts.url}#sha256={facts.sha256}")
     return f'<a href="{href}" {attrs}>{escape(str(file["filename"]))}</a><br />\n'
 
@@ -105,9 +118,14 @@ def render_detail_html(
     return (head + links + _HTML_TAIL.format(serial=serial)).encode("utf-8")
 
 
-def simple_detail(project: ProjectState, content_type: str, facts_of: Callable[[str], Digests] = digests) -> Response:
+def simple_detail(
+    project: ProjectState,
+    content_type: str,
+    facts_of: Callable[[str], Digests] = digests,
+    provenance_of: ProvenanceURL = _no_provenance,
+) -> Response:
     """The full 200 response for one project in the negotiated representation."""
-    context = detail_context(project, facts_of)
+    context = detail_context(project, facts_of, provenance_of)
     if content_type == SIMPLE_JSON:
         body = dumps(context)
     else:

@@ -560,7 +560,7 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("render_name", sorted(RENDERS))
 def test_rendered_security_context(render_name: str) -> None:
     specs = pod_specs(render(*RENDERS[render_name]))
-    assert len(specs) == 8, [name for name, _ in specs]  # 4 ingestors, processor, alerts, serve, topics Job
+    assert len(specs) == 9, [name for name, _ in specs]  # 5 ingestors, processor, alerts, serve, topics Job
     for name, spec in specs:
         pod = spec.get("securityContext", {})
         assert pod.get("runAsNonRoot") is True, name
@@ -604,6 +604,7 @@ def test_rendered_components_and_commands() -> None:
         "ingest-pypi-simple": ["ingest", "pypi-simple"],
         "ingest-pypi-json": ["ingest", "pypi-json"],
         "ingest-pypi-journal": ["ingest", "pypi-journal"],
+        "ingest-pypi-provenance": ["ingest", "pypi-provenance"],
         "processor": ["process"],
         "alerts": ["alerts"],
         "serve": ["serve"],
@@ -735,7 +736,7 @@ def test_rendered_monitoring_objects_use_the_canonical_files() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     services = [d for d in docs if d["kind"] == "Service"]
     metrics_services = [d for d in services if "quarantine-watch/metrics" in d["metadata"]["labels"]]
-    assert len(metrics_services) == 7 and all(
+    assert len(metrics_services) == 8 and all(
         [p["name"] for p in s["spec"]["ports"]] == ["metrics"] for s in metrics_services
     )
     other = [d["metadata"]["name"] for d in services if d not in metrics_services]
@@ -824,7 +825,13 @@ def test_counters_start_at_zero_for_every_known_label() -> None:
 
 # --------------------------------------------------------------------------------------------- singletons, probes
 
-SINGLETONS = {"ingest-openssf", "ingest-pypi-simple", "ingest-pypi-journal", "mirror-bandersnatch"}
+SINGLETONS = {
+    "ingest-openssf",
+    "ingest-pypi-simple",
+    "ingest-pypi-journal",
+    "ingest-pypi-provenance",
+    "mirror-bandersnatch",
+}
 """Ingestors that keep one cursor or root snapshot and poll upstream alone (openssf: commit cursor; journal: serial
 cursor; simple: the root snapshot and its ETag), and the bandersnatch enforcer (it moves files in one mirror tree
 and keeps its holds there). pypi-json, the processor and serve may scale."""
@@ -1062,7 +1069,7 @@ def test_mirror_bandersnatch_mounts_its_claim_at_the_root_it_enforces() -> None:
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"] == 10001
     assert "quarantine-watch/egress-https" not in deployment["spec"]["template"]["metadata"]["labels"]
     others = [spec for name, spec in pod_specs(docs) if not name.endswith("-mirror-bandersnatch")]
-    assert len(others) == 8
+    assert len(others) == 9
     for spec in others:
         assert "mirror" not in {v["name"] for v in spec["volumes"]}
         assert "mirror" not in {m["name"] for m in spec["containers"][0]["volumeMounts"]}

@@ -12,7 +12,7 @@ from qwatch import events
 from qwatch.events import kinds
 from qwatch.events.codec import Codec
 from qwatch.events.state import MAX_RUNS, PackageStateRecord
-from testing.samples import T0, index, journal, json_api, page, report
+from testing.samples import T0, index, journal, json_api, page, provenance, report
 
 P = "demo"
 NOW = T0 + 3_600_000
@@ -26,6 +26,17 @@ def J(serial: int, action: str, version: str | None = None) -> events.JournalEnt
 
 def page_(status: str, serial: int | None, minute: int, **kw: object) -> events.ProjectStatusObserved:
     return page(P, status, serial, T0 + minute * MIN, **kw)  # type: ignore[arg-type]
+
+
+ProvRelease = tuple[str, int, Sequence[tuple[str, str | None, str]]]
+
+
+def prov(*releases: ProvRelease, minute: int = 0) -> events.ProvenanceObserved:
+    """Provenance snapshot of ``demo``: (version, upload minute, files)."""
+    return provenance(P, [(v, T0 + m * MIN, files) for v, m, files in releases], T0 + minute * MIN)
+
+
+ATTESTED_1_0 = ("1.0", 1, [("demo-1.0.tar.gz", "org/demo", "ok")])
 
 
 def rep(change: str, day: int, affected: Sequence[str] = ("1.0",), rid: str = "MAL-2026-1") -> events.ReportObserved:
@@ -415,6 +426,38 @@ PAGES_CASES: list[tuple[str, list[events.Observation], list[str], list[str], str
         [],
         [],
         "active",
+    ),
+]
+
+
+CASES += [
+    (
+        "provenance: the next release has no attestation",
+        [prov(ATTESTED_1_0), prov(ATTESTED_1_0, ("1.1", 10, [("demo-1.1.tar.gz", None, "ok")]), minute=11)],
+        ["PROVENANCE_LOST:high:1.1"],
+        [],
+        "unknown",
+    ),
+    (
+        "provenance: the next release is attested by another repository",
+        [prov(ATTESTED_1_0), prov(ATTESTED_1_0, ("1.1", 10, [("demo-1.1.tar.gz", "evil/fork", "ok")]), minute=11)],
+        ["PROVENANCE_CHANGED:high:1.1"],
+        [],
+        "unknown",
+    ),
+    (
+        "provenance: the next release's attestation names another digest",
+        [prov(ATTESTED_1_0), prov(ATTESTED_1_0, ("1.1", 10, [("demo-1.1.tar.gz", "org/demo", "digest")]), minute=11)],
+        ["PROVENANCE_INVALID:critical:1.1"],
+        [],
+        "unknown",
+    ),
+    (
+        "provenance: first sight is a baseline, even of a drift",
+        [prov(ATTESTED_1_0, ("1.1", 10, [("demo-1.1.tar.gz", None, "ok")]))],
+        [],
+        [],
+        "unknown",
     ),
 ]
 

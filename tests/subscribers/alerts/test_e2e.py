@@ -14,9 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka import TopicPartition
@@ -31,6 +29,7 @@ from qwatch.kafka.io import make_admin, make_consumer, read_topic
 from subscribers.alerts.webhook import verify_signature
 from subscribers.inventory.lockfiles import load
 from testing.fakepypi import FakePyPI
+from tests.cli_support import Received, wait_for, webhook_receiver
 from tests.fixture_paths import LOCAL
 
 FIXTURES = LOCAL / "lockfiles"
@@ -40,33 +39,9 @@ GROUP = "e2e-alerts"
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            got.append((dict(self.headers.items()), self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", got
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+def receiver() -> Iterator[tuple[str, Received]]:
+    with webhook_receiver() as served:
+        yield served
 
 
 def cli(bootstrap: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
