@@ -84,6 +84,14 @@ def _render(event: object) -> str:
         return f"{head} {event.reason}: {safe(event.error, 160)} ({safe(event.pointer, 120)})"
     if isinstance(event, events.WatchRequest):
         return f"{head} watch: {safe(event.reason)}"
+    if isinstance(event, events.ProvenanceObserved):
+        files = [f for r in event.releases for f in r.files]
+        held = sum(1 for f in files if f.attested and f.digest_ok is not False and f.signature != "invalid")
+        newest = f" newest {safe(event.releases[-1].version)}" if event.releases else ""
+        return (
+            f"{head} releases={len(event.releases)}{newest} files={len(files)} "
+            f"attested={sum(f.attested for f in files)} holding={held}"
+        )
     line = getattr(event, "render_line", None)  # record types of later issues render themselves (already safe)
     if callable(line):
         return f"{head} {line()}"

@@ -138,3 +138,15 @@ def test_any_body_parses_or_says_why(body: bytes) -> None:
         parse_provenance(body)
     except ProvenanceError as exc:
         assert str(exc)
+
+
+def test_tail_renders_a_provenance_observation_in_one_safe_line() -> None:
+    from app.render import render
+    from testing.samples import T0, provenance
+
+    obs = provenance("demo\x1b[31m", [("1.0", T0, [("demo-1.0.tar.gz", "org/demo", "ok")]),
+                                      ("1.1", T0 + 1, [("demo-1.1.tar.gz", None, "ok"), ("x.whl", "o/x", "digest")])],
+                     T0 + 2)  # fmt: skip
+    line = render(obs)
+    assert "\x1b" not in line and "\n" not in line
+    assert "ProvenanceObserved" in line and "releases=2 newest 1.1 files=3 attested=2 holding=1" in line
