@@ -26,7 +26,8 @@ from qwatch.provenance.verify import VERIFIED
 
 def _file_record(f: events.FileProvenance) -> ProvenanceFileRecord:
     identities = tuple(sorted({identity(p) for p in f.publishers}))
-    return ProvenanceFileRecord(f.filename, f.attested, identities, invalid_reason(f), f.upload_time)
+    # The reason is evidence for a person; 300 characters keep a numpy-sized state (16 releases of 60 files) small.
+    return ProvenanceFileRecord(f.filename, f.attested, identities, invalid_reason(f)[:300], f.upload_time)
 
 
 def _view(r: ProvenanceRecord) -> ReleaseView:
