@@ -645,8 +645,8 @@ def run_chaos(
 ) -> ChaosStats:
     """Kill until every target got ``plan.kills`` SIGKILLs (or ``timeout``), restarting through the supervisor.
 
-    Everything runs in this one thread (supervisor checks, pid bookkeeping, kills), so a pid is only ever signalled
-    while the supervisor still holds its unreaped process: no risk of hitting a recycled pid.
+    Everything runs in this one thread (supervisor checks, pid bookkeeping, kills), and a pid is only signalled
+    while the supervisor still holds it unreaped (in this loop's ``pids``): no risk of hitting a recycled pid.
     """
     targets = targets or tuple(pipeline.names)
     stats = ChaosStats(
@@ -696,7 +696,9 @@ def run_chaos(
             life = lives.get(name)
             if life is None or stats.kills[name] >= plan.kills or now < life.due:
                 continue
-            if _alive(life.pid):
+            # Only the incarnation the supervisor holds right now: one that exited on its own was reaped by
+            # check(), and its number may already be a thread of another process (pid_max is often 32768).
+            if pids.get(name) == life.pid and _alive(life.pid):
                 os.kill(life.pid, signal.SIGKILL)
                 killed.add(life.pid)
                 stats.kills[name] += 1

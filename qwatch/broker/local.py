@@ -8,14 +8,17 @@ not come up raises BrokerError with the tail of its log: callers fail, they neve
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -42,11 +45,103 @@ def default_cache_dir(env: dict[str, str] | None = None) -> Path:
 
 
 def free_port() -> int:
-    """A port the OS says is free now; good enough on a loopback test machine."""
+    """A port on 127.0.0.1 that is free now, for a component that must be told its port before it binds it.
+
+    Outside a test run this is the OS's choice (bind port 0, close, hand the number out): good enough for one
+    ``qwatch up`` on a workstation. Under pytest that race loses: another xdist worker, a process a test started, or
+    any outgoing connection (the kernel takes its local port from the same ephemeral range) can take the number
+    before the component binds it, and the component fails with EADDRINUSE. So under pytest every port comes from
+    a block of its own (``port_block_under_pytest``): below the ephemeral range, disjoint per xdist worker, each
+    port checked by a real bind and handed out once (a counter shared through a locked file by every process of
+    the worker).
+    Components that can bind port 0 themselves and report the port should do that instead.
+    """
+    block = port_block_under_pytest(os.environ)
+    if block is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+            return port
+    return _port_from_block(*block)
+
+
+_TEST_PORTS_FLOOR = 20000
+"""Test port blocks start here: above the ports services on a CI machine commonly listen on (databases, 8080, 9090,
+9092 ...), below Linux's default ephemeral range (32768-60999)."""
+_TEST_BLOCK = 1000
+_TEST_BLOCK_MIN = 64
+_handed_out: set[int] = set()
+"""Ports this process handed out: never twice, even after the block's shared counter wraps."""
+
+
+def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    """The kernel's range for the local port of outgoing connections and port-0 binds (inclusive)."""
+    try:
+        low, high = (int(x) for x in Path(path).read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def port_block_under_pytest(env: Mapping[str, str], ephemeral: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """``(first, end)`` of this process's test port block, or None when not under pytest.
+
+    Under pytest (``PYTEST_VERSION``, set by pytest >= 8.2 for the session and inherited by every process a test
+    starts) the serial run owns block 0 and xdist worker ``gwN`` (``PYTEST_XDIST_WORKER``, also inherited) block
+    N+1, 1000 ports each (smaller only if ``PYTEST_XDIST_WORKER_COUNT`` + 1 blocks would not fit), in the largest gap
+    outside the ephemeral range.
+    """
+    worker = env.get("PYTEST_XDIST_WORKER", "")
+    if not (worker or env.get("PYTEST_VERSION")):
+        return None
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    try:
+        blocks = max(int(env.get("PYTEST_XDIST_WORKER_COUNT", "1")), index) + 1
+    except ValueError:
+        blocks = index + 1
+    low, high = ephemeral or ephemeral_range()
+    gaps = [(_TEST_PORTS_FLOOR, low), (max(high + 1, _TEST_PORTS_FLOOR), 65536)]
+    start, end = max(gaps, key=lambda g: g[1] - g[0])
+    # A fixed size while it fits, so a serial session and an xdist session running side by side stay disjoint too.
+    size = min(_TEST_BLOCK, (end - start) // blocks)
+    if size < _TEST_BLOCK_MIN:
+        return None  # no room outside the ephemeral range: fall back to the OS's choice
+    first = start + index * size
+    return first, first + size
+
+
+def _port_from_block(first: int, end: int) -> int:
+    """The next port of ``[first, end)`` that binds, after the one handed out last by any process of this block."""
+    size = end - first
+    state = Path(tempfile.gettempdir()) / f"qwatch-test-ports-{os.getuid()}-{first}-{end}"
+    with open(state, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+        fh.seek(0)
+        try:
+            cursor = int(fh.read().strip() or 0)
+        except ValueError:
+            cursor = 0
+        for step in range(size):
+            port = first + (cursor + step) % size
+            if port in _handed_out or not _binds(port):
+                continue
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str((cursor + step + 1) % size))
+            fh.flush()
+            _handed_out.add(port)
+            return port
+    raise BrokerError(f"no free port left in the test block {first}-{end - 1}: are old test processes still running?")
+
+
+def _binds(port: int) -> bool:
+    # Without SO_REUSEADDR: a port in TIME_WAIT counts as taken, so it suits a component that does not set it either.
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -267,29 +362,28 @@ class LocalBroker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM for a clean shutdown (flushes logs, releases the controller), SIGKILL if it hangs."""
-        pid = self.process.pid if self.process is not None else self._pid_from_state()
-        if pid is None:
-            return
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid, self.process):
-            time.sleep(0.1)
-        if _alive(pid, self.process):
+        pid = self._own_pid()
+        if pid is not None:
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            if self.process is not None:
-                self.process.wait(10)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(pid, self.process):
+                time.sleep(0.1)
+            if _alive(pid, self.process):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                if self.process is not None:
+                    self.process.wait(10)
         self.process = None
         self.state_path.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """SIGKILL, for outage tests: no clean shutdown."""
-        pid = self.process.pid if self.process is not None else self._pid_from_state()
+        pid = self._own_pid()
         if pid is not None:
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -298,6 +392,38 @@ class LocalBroker:
             if self.process is not None:
                 self.process.wait(10)
         self.process = None
+        # The pid is dead: a later stop() must not find it in the state file and signal whoever has it by then.
+        self.state_path.unlink(missing_ok=True)
+
+    def _own_pid(self) -> int | None:
+        """The broker's pid (= its process group: it runs in its own session) if it still runs, else None.
+
+        Never a pid that may have been recycled: pid_max is often 32768 and a JVM uses one per thread, so a number
+        freed minutes ago can belong to another process group by now (another test's broker, say). Our own child
+        counts only while not reaped; a pid from the state file only while its command line is this workdir's
+        broker.
+        """
+        if self.process is not None:
+            return self.process.pid if self.process.poll() is None else None
+        pid = self._pid_from_state()
+        if pid is None:
+            return None
+        proc = Path(f"/proc/{pid}")
+        if not proc.parent.is_dir():  # no procfs (not Linux): the pid is all there is to go on
+            return pid if _alive(pid, None) else None
+        try:
+            args = proc.joinpath("cmdline").read_bytes().decode(errors="replace").split("\0")
+            cwd = proc.joinpath("cwd").readlink()
+        except OSError:
+            return None
+        ours = self.workdir / "server.properties"
+        for arg in args if "kafka.Kafka" in args else ():
+            try:
+                if arg.endswith("server.properties") and os.path.samefile(cwd / arg, ours):
+                    return pid
+            except OSError:
+                continue
+        return None
 
     def _pid_from_state(self) -> int | None:
         try:
@@ -312,8 +438,7 @@ class LocalBroker:
             state: dict[str, object] = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return None
-        pid = state.get("pid")
-        if isinstance(pid, int) and _alive(pid, None) and _port_open(int(str(state.get("port", 0)))):
+        if self._own_pid() is not None and _port_open(int(str(state.get("port", 0)))):
             return state
         return None
 
@@ -344,7 +469,10 @@ def _alive(pid: int, process: subprocess.Popen[bytes] | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie has exited: only its parent's wait() is missing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _port_open(port: int) -> bool:

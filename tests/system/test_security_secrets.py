@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from qwatch import config
+from qwatch.broker.local import free_port
 from qwatch.config import KafkaConfig
 from qwatch.kafka.io import make_admin, make_producer
 from qwatch.logs import PACKAGES, QUIET, configure
@@ -53,10 +53,9 @@ def _log_text(caplog: pytest.LogCaptureFixture) -> str:
 
 
 def _refusing_port() -> int:
-    """A port with nothing listening (bound, then closed): connections are refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port with nothing listening: connections are refused at once. From the test port allocator, so no other
+    process of the run is handed it (a port-0 number could become some broker's or an outgoing connection's)."""
+    return free_port()
 
 
 def test_kafka_password_stays_out_of_repr_and_of_every_log(caplog: pytest.LogCaptureFixture) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from qwatch.broker import LocalBroker
+from qwatch.broker.local import free_port
 from qwatch.config import KafkaConfig
 from qwatch.events.codec import Codec
 from qwatch.events.outputs import Alert
@@ -48,7 +49,9 @@ OUTAGE = float(os.environ.get("QWATCH_TEST_OUTAGE_SECONDS", "5"))
 class Receiver:
     """A receiver that can be taken down and brought back on the same port; refuses ``refuse`` packages (403)."""
 
-    port: int = 0
+    port: int = field(default_factory=free_port)
+    """From the test port allocator, not port 0: while the receiver is down no other process of the run may take the
+    number (an OS-chosen port is up for grabs by any outgoing connection), or it could not come back on it."""
     got: dict[str, dict[str, Any]] = field(default_factory=dict)
     posts: int = 0
     refuse: set[str] = field(default_factory=set)

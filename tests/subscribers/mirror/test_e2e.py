@@ -125,8 +125,11 @@ def mirrors(tmp_path: Path) -> Iterator[tuple[FakePyPI, Path, str, str]]:
         devpi.stop()
 
 
-# Known flake, under investigation: in some full-suite runs the enforcers' dead letters do not appear within 30 s
-# while the worker's broker refuses connections. One rerun; a real regression fails both times.
+# Known flake, under investigation: in some full-suite runs on two xdist workers the enforcers' dead letters did not
+# appear within 30 s while the worker's broker refused connections. Two ways a broker could vanish under a test are
+# gone (a free port taken by another worker or an outgoing connection before the component bound it; a broker stop or
+# a chaos kill signalling a recycled pid, see qwatch.broker.local.free_port and LocalBroker._own_pid), and no run
+# since has reproduced it; a failure now carries the enforcers' own output. One rerun; a real regression fails twice.
 @pytest.mark.flaky(reruns=1)
 def test_quarantine_stops_both_mirrors_within_a_poll_and_clearance_brings_it_back(
     mirrors: tuple[FakePyPI, Path, str, str],
@@ -200,6 +203,7 @@ def test_quarantine_stops_both_mirrors_within_a_poll_and_clearance_brings_it_bac
         ),
     ]
     sink = KafkaSink(make_producer(kafka_cfg), Codec())
+    failure: AssertionError | None = None
     try:
         # 1. malformed and unknown transitions: nothing changes, each is dead-lettered with its reason
         before = tree_digest(root / "web")
@@ -261,8 +265,14 @@ def test_quarantine_stops_both_mirrors_within_a_poll_and_clearance_brings_it_bac
         wait_until(lambda: all("two_ver-2.0" not in t for t in two_ver_pages()), 20, "the reported version to go")
         assert all("two_ver-1.0" in t for t in two_ver_pages()), "the unaffected version stays"
         assert not any(tools.pip_download(i, "two-ver==2.0", downloads).returncode == 0 for i in indexes)
+    except AssertionError as exc:
+        failure = exc
+        raise
     finally:
         for p in procs:
             p.terminate()
         outputs = [p.communicate(timeout=20)[0] for p in procs]
+        if failure is not None:  # what the enforcers said tells a slow start from a broker problem
+            for name, p, out in zip(("bandersnatch", "devpi"), procs, outputs, strict=True):
+                failure.add_note(f"--- qwatch mirror {name} (exit {p.returncode}):\n{out.decode()[-4000:]}")
     assert all(p.returncode == 0 for p in procs), [o.decode()[-2000:] for o in outputs]
