@@ -159,9 +159,15 @@ def provenance(
             sha = ids.event_id("sha", filename)
             checked.append(
                 events.FileProvenance(
-                    filename, sha, file_upload, repo is not None, publishers, digest_ok, signature,
+                    filename,
+                    sha,
+                    file_upload,
+                    repo is not None,
+                    publishers,
+                    digest_ok,
+                    signature,
                     detail[state] if repo else "no attestation",
-                )  # fmt: skip
+                )
             )
         out.append(events.ReleaseProvenance(version, uploaded, tuple(checked)))
     key = repr([(r.version, [(f.filename, f.publishers, f.digest_ok, f.signature) for f in r.files]) for r in out])
