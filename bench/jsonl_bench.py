@@ -13,6 +13,8 @@ Contenders, same stream, same machine, same run:
     **without ``--state-dir``** (no state on disk at all): the most any store could give back.
   * the ``qwatch process`` command itself (a subprocess, interpreter start included), wall time.
 
+The in-process contenders run with the collector tuned as ``qwatch process`` tunes it (``processors.tuning``).
+
 Usage: python bench/jsonl_bench.py [--keep DIR]
 Writes bench/out/jsonl.json.
 """
@@ -38,6 +40,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from processors.core import step  # noqa: E402
 from processors.runner import BatchRunner  # noqa: E402
 from processors.store import FileStateStore  # noqa: E402
+from processors.tuning import tune_gc  # noqa: E402
 from qwatch import ids  # noqa: E402
 from qwatch.events.codec import Codec  # noqa: E402
 from qwatch.events.state import PackageStateRecord, state_key  # noqa: E402
@@ -189,6 +192,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep the stream for the next run")
     parser.add_argument("--skip-previous", action="store_true", help="leave out the previous store's run")
     args = parser.parse_args()
+    # ``qwatch process`` tunes the collector at start (processors.tuning); the in-process contenders run the same
+    # way, the pure core included, so the comparison is the command's own code on both sides.
+    tune_gc()
     with tempfile.TemporaryDirectory(prefix="qwatch-jsonl-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from qwatch.frozen import fast_init
 from qwatch.openssf.classify import Location, PackageKey
 
 REPORT = "report"
@@ -60,6 +61,7 @@ CREATE INDEX IF NOT EXISTS temp.before_by_id ON before(report_id);
 """
 
 
+@fast_init  # one per file of a 250k-file snapshot (see qwatch.frozen)
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
     """One in-scope file: a report (with the names a ``deleted`` or ``moved`` event needs), a pending file or a

@@ -34,6 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from hashlib import sha256 as _sha256
 from typing import IO
 
 from ingestors.openssf.config import OpenSSFConfig
@@ -75,7 +76,10 @@ def report_event_id(report_id: str, change: str, commit: str, package: PackageKe
     several packages, add ``ecosystem, package``, so two packages hearing of one report get different ids."""
     if change == MOVED or several:
         return event_id(SOURCE, report_id, change, commit, *package)
-    return event_id(SOURCE, report_id, change, commit)
+    # event_id's own formula for four strings, spelled out: a snapshot computes 250k of these, and the generic
+    # version's per-part type checks were a twentieth of its time (tests/ingestors/openssf/test_event_ids.py
+    # holds the two equal).
+    return _sha256(f"{SOURCE}\x1f{report_id}\x1f{change}\x1f{commit}".encode()).hexdigest()[:32]
 
 
 class PollInterrupted(Exception):
@@ -97,7 +101,10 @@ class StepStats:
     def record(self, change: str, report_id: str) -> None:
         """Count one emitted report change."""
         self.changes[change] += 1
-        self.reports.setdefault(change, set()).add(report_id)
+        ids = self.reports.get(change)
+        if ids is None:
+            ids = self.reports[change] = set()
+        ids.add(report_id)
 
 
 @dataclass
@@ -441,6 +448,7 @@ class OpenSSFService:
         if isinstance(outcome, Pending):
             stats.pending += 1
             return IndexEntry(path, blob, PENDING), None
+        packages = outcome.packages
         entry = IndexEntry(
             path,
             blob,
@@ -450,7 +458,7 @@ class OpenSSFService:
             outcome.ecosystem,
             outcome.package_name,
             outcome.package,
-            tuple((p.ecosystem, p.package_name, p.package) for p in outcome.packages[1:]),
+            tuple((p.ecosystem, p.package_name, p.package) for p in packages[1:]) if len(packages) > 1 else (),
         )
         return entry, outcome
 

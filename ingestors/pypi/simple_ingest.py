@@ -28,7 +28,13 @@ from ingestors.pypi import emit
 from ingestors.pypi.config import SimpleIngestConfig
 from ingestors.pypi.emit import Seen
 from ingestors.pypi.pages import SIMPLE_ACCEPT, Fetched, fetch_simple, project_url
-from ingestors.pypi.parse_root import RootSnapshot, body_digest, parse_root_html, parse_root_json
+from ingestors.pypi.parse_root import (
+    RootSnapshot,
+    body_digest,
+    canonical_entries,
+    parse_root_html,
+    parse_root_json,
+)
 from ingestors.pypi.rootdiff import RootDiff, diff_roots
 from ingestors.pypi.state import load_state, save_state
 from ingestors.pypi.tracker import StatusTracker, Verdict
@@ -109,7 +115,8 @@ class SimpleIngestor:
             root = header.get("root") or {}
             if root.get("present"):
                 digest = bytes.fromhex(str(root.get("digest") or ""))
-                self.root = RootSnapshot(root.get("serial"), root.get("api_version"), frozenset(lines), digest)
+                entries = frozenset(canonical_entries(lines))
+                self.root = RootSnapshot(root.get("serial"), root.get("api_version"), entries, digest)
                 self.root_etag = root.get("etag")
             etags = dict(header.get("etags") or {})
             seen = {name: Seen.load(raw) for name, raw in (header.get("seen") or {}).items()}

@@ -16,7 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingestors.pypi import simple_ingest
-from ingestors.pypi.parse_root import _PROJECTS, _SEPARATOR, _fast_root, parse_root_json, snapshot_from
+from ingestors.pypi.parse_root import (
+    _PROJECTS,
+    _SEPARATOR,
+    _fast_root,
+    canonical_entries,
+    canonical_entry,
+    decode_entry,
+    parse_root_json,
+    snapshot_from,
+)
+from ingestors.pypi.rootdiff import diff_roots
 from qwatch.events import IndexMembershipObserved
 from testing.fakepypi import FakePyPI
 from tests.pypi_support import SimpleHarness, of_type
@@ -121,6 +131,41 @@ def test_the_fast_split_gives_the_entries_of_the_plain_split_and_of_json_loads(
     assert fast is not None, body
     start, end = body.find(_PROJECTS) + len(_PROJECTS), body.rfind(b"]")
     plain = frozenset(body[start + 1 : end - 1].split(_SEPARATOR)) if end > start else frozenset()
-    assert fast.entries == plain
+    assert fast.entries == frozenset(canonical_entry(entry) for entry in plain)
+    assert all(not entry.startswith(b'"') for entry in fast.entries)  # the constant text is gone
     assert fast == snapshot_from(serial, "1.1", projects) == parse_root_json(body)
     assert fast.to_mapping() == dict(projects)
+
+
+@pytest.mark.parametrize(
+    "projects",
+    [
+        '{"_last-serial":1,"name":"a"},{"_last-serial":2,"extra":"x","name":"b"}',  # another key in one entry
+        '{"_last-serial":1,"name":"a\\"q"},{"_last-serial":2,"name":"b"}',  # an escaped quote in a name
+        '{"_last-serial":1.0,"name":"a"},{"_last-serial":2,"name":"b"}',  # a float serial
+        '{"_last-serial":[1,2],"name":"a"},{"_last-serial":-3,"name":"b,c"}',  # a list serial, a comma in a name
+        '{"_last-serial":1,"name":"a"}',  # one entry: first and last piece are the same
+    ],
+)
+def test_entries_of_another_shape_read_as_json_loads_reads_them(projects: str) -> None:
+    body = ('{"meta":{"_last-serial":9,"api-version":"1.1"},"projects":[' + projects + "]}").encode()
+    doc = json.loads(body)
+    want = {p["name"]: (p["_last-serial"] if isinstance(p["_last-serial"], int) else None) for p in doc["projects"]}
+    assert parse_root_json(body).to_mapping() == want
+
+
+def test_a_state_written_in_the_older_entry_form_diffs_as_unchanged() -> None:
+    body = json.dumps(
+        {"meta": {"_last-serial": 5}, "projects": [{"_last-serial": i, "name": f"p{i}é"} for i in range(50)]},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    start, end = body.find(_PROJECTS) + len(_PROJECTS), body.rfind(b"]")
+    legacy = body[start + 1 : end - 1].split(_SEPARATOR)  # the lines such a state file holds
+    assert legacy[0].startswith(b'"_last-serial":')
+    new = parse_root_json(body)
+    loaded = frozenset(canonical_entries(legacy))
+    assert loaded == new.entries and len(diff_roots(snapshot_from(5, None, []), new).added) == 50
+    assert len(diff_roots(type(new)(5, None, loaded), new)) == 0
+    assert canonical_entries(sorted(new.entries)) == sorted(new.entries)  # the current form passes as it is
+    assert decode_entry(canonical_entry(b'"_last-serial":null,"name":"x\\u00e9"')) == ("x\u00e9", None)
