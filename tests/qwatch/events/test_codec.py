@@ -138,3 +138,15 @@ def test_any_valid_cursor_round_trips(component: str, value: str, updated: int, 
 
 
 _CODEC = Codec()
+
+
+def test_jsonl_values_avro_would_reject_are_schema_errors() -> None:
+    """``from_json_dict`` validates through the generated encoder: it must refuse what fastavro refuses."""
+    from testing.samples import journal
+
+    codec = Codec()
+    good = codec.to_json_dict(journal("demo", 5, "yank release", "1.0"))
+    assert codec.from_json_dict(dict(good)) == journal("demo", 5, "yank release", "1.0")
+    for field, bad in (("serial", "5"), ("serial", 1.5), ("serial", 1 << 64), ("action", 7), ("name", "\ud800")):
+        with pytest.raises(SchemaError):
+            codec.from_json_dict({**good, field: bad})
