@@ -97,7 +97,8 @@ def _decide(
 ) -> None:
     this = _view(record)
     mine = order_key(this)
-    earlier = [_view(r) for v, r in known.items() if v != record.version and order_key(_view(r)) < mine]
+    others = (_view(r) for v, r in known.items() if v != record.version)
+    earlier = [view for view in others if order_key(view) < mine]
     times = [f.upload_time for f in news if f.upload_time is not None]
     upstream = max(times) if times else d.obs.upstream_time
     signatures = _signatures(news)

@@ -183,7 +183,7 @@ class ProvenanceIngestor:
                 if cached is not None and cached.sha256 == sha:
                     files[f.filename] = cached
                     continue
-                where = provenance_location(page.value, index, version, f)
+                where = provenance_location(page.value, index, name, version, f)
                 body: bytes | None = None
                 if where is not None:
                     fetched = fetch_provenance(self.client, where)

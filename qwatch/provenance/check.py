@@ -58,7 +58,8 @@ def invalid_reason(f: events.FileProvenance) -> str:
 
 
 def identity(p: events.PublisherIdentity) -> str:
-    """``kind|repository|workflow``, as ``qwatch.provenance.parse.Publisher.identity``."""
+    """``kind|repository|workflow``: the stable key the processor stores and drift compares (the environment is
+    evidence, not identity: see ``qwatch.provenance.parse.Publisher``)."""
     return f"{p.kind}|{p.repository}|{p.workflow}"
 
 

@@ -44,13 +44,14 @@ def names_provenance(page: ProjectPage) -> bool:
     return (major, minor) >= (1, 3)
 
 
-def provenance_location(page: ProjectPage, index_url: str, version: str, f: PageFile) -> str | None:
-    """Where to ask for ``f``'s provenance; None when the page says it has none."""
+def provenance_location(page: ProjectPage, index_url: str, project: str, version: str, f: PageFile) -> str | None:
+    """Where to ask for ``f``'s provenance (``project`` as asked, when the page names none); None when the page
+    says it has none."""
     if f.provenance_url:
         return f.provenance_url
     if names_provenance(page):
         return None
-    return integrity_url(index_url, page.name or "", version, f.filename)
+    return integrity_url(index_url, page.name or project, version, f.filename)
 
 
 def fetch_provenance(client: PoliteClient, url: str) -> bytes | None | FetchFailure:

@@ -18,8 +18,6 @@ from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sd
 
 from qwatch.errors import QwatchError
 
-PUBLISH_PREDICATE = "https://docs.pypi.org/attestations/publish/v1"
-
 
 class ProvenanceError(QwatchError, ValueError):
     """A provenance body we cannot read; the message says which part and why."""
@@ -30,30 +28,13 @@ class Publisher:
     """A Trusted Publisher identity, reduced to the parts that name *where* a release was built.
 
     ``repository`` and ``workflow`` are the identity drift is judged on (a release "from another repository or
-    workflow"). The environment is kept for the evidence but is not part of the identity: projects rename
-    deployment environments for reasons that say nothing about who holds the keys."""
+    workflow"; ``qwatch.provenance.check.identity``). The environment is kept for the evidence but is not part of
+    the identity: projects rename deployment environments for reasons that say nothing about who holds the keys."""
 
     kind: str
     repository: str
     workflow: str
     environment: str = ""
-
-    @property
-    def identity(self) -> str:
-        """``kind|repository|workflow``: the stable key the processor stores and compares."""
-        return f"{self.kind}|{self.repository}|{self.workflow}"
-
-    def describe(self) -> str:
-        """For people: ``GitHub github.com/org/repo workflow release.yml``."""
-        where = self.repository or "?"
-        if self.kind in ("GitHub", "GitLab") and "/" in where and not where.startswith(("github.com/", "gitlab.com/")):
-            where = f"{'github.com' if self.kind == 'GitHub' else 'gitlab.com'}/{where}"
-        text = f"{self.kind} {where}"
-        if self.workflow:
-            text += f" workflow {self.workflow}"
-        if self.environment:
-            text += f" environment {self.environment}"
-        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +43,6 @@ class Attestation:
 
     subject_name: str
     subject_sha256: str
-    predicate_type: str
     raw: dict[str, Any]
 
 
@@ -136,8 +116,7 @@ def _attestation(raw: object, where: str) -> Attestation:
     sha = digest.get("sha256") if isinstance(digest, dict) else None
     if not isinstance(subject.get("name"), str) or not isinstance(sha, str):
         raise ProvenanceError(f"{where}: the subject has no name or no sha256 digest")
-    predicate = statement.get("predicateType")
-    return Attestation(subject["name"], sha.lower(), predicate if isinstance(predicate, str) else "", raw)
+    return Attestation(subject["name"], sha.lower(), raw)
 
 
 def parse_provenance(body: bytes | str) -> Provenance:

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 VERIFIED = "verified"
 INVALID = "invalid"
 NOT_CHECKED = "not-checked"
-SIGNATURE_STATES = (VERIFIED, INVALID, NOT_CHECKED)
 
 
 @dataclass(frozen=True, slots=True)

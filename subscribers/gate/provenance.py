@@ -17,8 +17,6 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from packaging.version import InvalidVersion, Version
-
 from qwatch.http import HttpError, PoliteClient
 from qwatch.provenance.check import check_file, view
 from qwatch.provenance.drift import RECENT, ReleaseView, habit, judge
@@ -26,7 +24,7 @@ from qwatch.provenance.fetch import FetchFailure, fetch_provenance, provenance_l
 from qwatch.provenance.verify import VERIFIED, SignatureVerifier
 from qwatch.pypi.model import PageFile, ProjectPage
 from qwatch.pypi.pages import parse_page
-from subscribers.gate.facts import ProvenanceAnswer, ProvenanceVerdict, Unverified
+from subscribers.gate.facts import ProvenanceAnswer, ProvenanceVerdict, Unverified, vkey
 from subscribers.gate.pypi_pages import SIMPLE_JSON
 
 logger = logging.getLogger(__name__)
@@ -35,13 +33,6 @@ UNVERIFIED_REASON = "provenance"
 
 
 Pin = tuple[str, str]
-
-
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
 
 
 class ProvenanceFacts:
@@ -91,13 +82,13 @@ class ProvenanceFacts:
         if page is None:
             return self._unverified(name, version, f"unreadable project page ({result.content_type})")
         ordered = releases_in_order(page)
-        at = next((i for i, (v, _) in enumerate(ordered) if _same_version(v, version)), None)
+        at = next((i for i, (v, _) in enumerate(ordered) if vkey(v) == vkey(version)), None)
         if at is None:
             return self._unverified(name, version, "the index lists no files for this version")
         views: list[ReleaseView] = []
         checked_sigs: list[str] = []
         for v, files in [*ordered[:at][-RECENT:], ordered[at]]:
-            release = self._release(page, v, files, deadline)
+            release = self._release(page, name, v, files, deadline)
             if isinstance(release, str):
                 return self._unverified(name, version, release)
             view_, sigs = release
@@ -112,14 +103,14 @@ class ProvenanceFacts:
         return ProvenanceVerdict(tuple(drifts), signatures)
 
     def _release(
-        self, page: ProjectPage, version: str, files: list[PageFile], deadline: float | None
+        self, page: ProjectPage, name: str, version: str, files: list[PageFile], deadline: float | None
     ) -> tuple[ReleaseView, list[str]] | str:
         views = []
         sigs = []
         for f in sorted(files, key=lambda f: f.filename):
             if deadline is not None and time.monotonic() > deadline:
                 return "the gate's deadline passed"
-            where = provenance_location(page, self._index, version, f)
+            where = provenance_location(page, self._index, name, version, f)
             body: bytes | None = None
             if where is not None:
                 fetched = fetch_provenance(self._http, where)

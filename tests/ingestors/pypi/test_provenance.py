@@ -144,7 +144,7 @@ def test_an_older_page_without_provenance_keys_asks_the_integrity_api(pypi: Serv
     from qwatch.provenance.fetch import fetch_provenance, provenance_location
 
     for f in page.files:
-        where = provenance_location(page, base + "/simple/", f.version or "", f)
+        where = provenance_location(page, base + "/simple/", "demo", f.version or "", f)
         assert where is not None and where.startswith(base + "/integrity/demo/")
         look_files[f.filename] = fetch_provenance(h.ingestor.client, where)
     assert isinstance(look_files["demo-1.0.tar.gz"], bytes)
