@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwatch.provenance.check import check_file
+from qwatch.provenance.check import check_file, invalid_reason
 from qwatch.provenance.parse import ProvenanceError, parse_provenance, same_distribution
 from qwatch.provenance.verify import INVALID, NOT_CHECKED, VERIFIED, NoSignatureCheck, SigstoreOffline
 
@@ -150,3 +150,27 @@ def test_tail_renders_a_provenance_observation_in_one_safe_line() -> None:
     line = render(obs)
     assert "\x1b" not in line and "\n" not in line
     assert "ProvenanceObserved" in line and "releases=2 newest 1.1 files=3 attested=2 holding=1" in line
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.sampled_from(CASES),
+    st.sampled_from(["statement", "signature"]),
+    st.integers(min_value=0),
+    st.integers(min_value=1, max_value=255),
+)
+def test_any_change_to_what_is_signed_never_verifies(path: Path, part: str, where: int, xor: int) -> None:
+    """Real attestations, one byte of the signed statement or of the signature changed anywhere: never ``verified``
+    with a matching digest, so drift always sees INVALID (fail closed on anything that does not hold)."""
+    filename, sha = _dist(path)
+    doc = json.loads(path.read_bytes())
+    envelope = doc["attestation_bundles"][0]["attestations"][0]["envelope"]
+    raw = bytearray(base64.b64decode(envelope[part]))
+    raw[where % len(raw)] ^= xor
+    envelope[part] = base64.b64encode(bytes(raw)).decode()
+    checked = check_file(filename, sha, None, json.dumps(doc).encode(), _SIGSTORE)
+    assert checked.attested
+    assert invalid_reason(checked), (part, where % len(raw), checked.detail)
+
+
+_SIGSTORE = SigstoreOffline()

@@ -126,3 +126,31 @@ def test_every_finding_reason_can_be_named_by_a_suppression() -> None:
     from subscribers.gate.suppressions import KINDS
 
     assert tuple(REASONS) == KINDS
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "503", "truncate"])
+def test_a_hostile_or_failing_integrity_api_never_yields_a_clean_verdict(pypi: Served, kind: str) -> None:
+    """Whatever goes wrong answering for the pinned release's provenance, the verdict is unverified or a drift,
+    never "no drift" (the gate's exit 0)."""
+    fake, base = pypi
+    fake.add_project("a", {"1.0": ["a-1.0.tar.gz"]}, upload_time=T0)
+    fake.add_release("a", "1.1", ["a-1.1.tar.gz"], upload_time=T0 + DAY)
+    for f in ("a-1.0.tar.gz", "a-1.1.tar.gz"):
+        fake.attest(f, github_publisher("org/a"))
+    fake.inject(Fault(kind, path_prefix="/integrity/a/1.1/", count=100, retry_after=0.01))  # type: ignore[arg-type]
+    (answer,) = _lookup(base, ("a", "1.1")).values()
+    assert isinstance(answer, Unverified) or answer.drifts, answer  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>maintenance</html>", b"{}", b'{"version": 1, "attestation_bundles": []}', b"\xff\xfe", b"null"],
+)
+def test_a_provenance_body_that_is_not_one_is_a_finding(pypi: Served, body: bytes) -> None:
+    fake, base = pypi
+    fake.add_project("a", {"1.0": ["a-1.0.tar.gz"]}, upload_time=T0)
+    fake.add_release("a", "1.1", ["a-1.1.tar.gz"], upload_time=T0 + DAY)
+    fake.attest("a-1.0.tar.gz", github_publisher("org/a"))
+    fake.attest("a-1.1.tar.gz", body=body)
+    (answer,) = _lookup(base, ("a", "1.1")).values()
+    assert [d.kind for d in answer.drifts] == ["PROVENANCE_INVALID"]  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from qwatch import events, ids
 from qwatch.events.codec import Codec
+from qwatch.events.kinds import ALL_KINDS
 from subscribers.mirror import plan
 from subscribers.mirror.bandersnatch import BandersnatchMirror
 from subscribers.mirror.plan import Allow, Holds, Policy, decide
@@ -447,3 +448,14 @@ def test_fakepypi_serve_files_announces_the_digests_of_the_bytes_it_serves() -> 
     assert json.loads(plain.render("/simple/demo/", "application/vnd.pypi.simple.v1+json").body)["files"][0][
         "url"
     ].startswith("https://files.pythonhosted.org/packages/")
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_every_kind_the_processor_emits_is_understood_never_rejected(kind: str) -> None:
+    """The plan spells its kinds itself (it imports no processor code); against the processor's own list, none may
+    be dead-lettered as unknown, and the provenance kinds change nothing a mirror serves."""
+    t = tr(kind, version="1.0", report="MAL-2026-1")
+    decision = decide(t, Holds(), Policy())
+    assert decision.rejected is None, decision.rejected
+    if kind.startswith("PROVENANCE_"):
+        assert [a.op for a in decision.actions] == ["keep"] and decision.holds == Holds()
