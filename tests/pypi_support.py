@@ -6,7 +6,10 @@ Everything is real: the fake PyPI is an HTTP server on 127.0.0.1, clients are re
 
 from __future__ import annotations
 
+import threading
+import urllib.request
 from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,3 +114,35 @@ class JsonHarness:
         before = len(self.sink.events)
         report = self.ingestor.run_pass()
         return report, self.sink.events[before:]
+
+
+class BlockingJournalProxy:
+    """What sits between an ingestor and pypi.org in many companies: forwards XML-RPC POSTs to ``upstream``, or,
+    while ``blocked`` is set, answers 405 the way a proxy that refuses POSTs does. ``url`` is the XML-RPC endpoint."""
+
+    def __init__(self, upstream: str) -> None:
+        self.blocked = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if proxy.blocked.is_set():
+                    status, payload, ctype = 405, b"<html>405 Method Not Allowed</html>", "text/html"
+                else:
+                    req = urllib.request.Request(upstream, body, {"Content-Type": "text/xml"}, method="POST")
+                    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the local PyPI
+                        status, payload = resp.status, resp.read()
+                        ctype = resp.headers.get("Content-Type", "text/xml")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - fixed by http.server
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/pypi"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

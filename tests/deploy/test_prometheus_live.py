@@ -46,6 +46,7 @@ from qwatch.broker import LocalBroker
 from qwatch.broker.local import free_port
 from testing.fakepypi import FakePyPI
 from tests.fixture_paths import REPO
+from tests.pypi_support import BlockingJournalProxy
 
 pytestmark = pytest.mark.kafka
 
@@ -200,39 +201,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, detail: C
 # --------------------------------------------------------------------------------------------- the world
 
 
-class JournalProxy:
-    """What sits between an ingestor and pypi.org in many companies: forwards XML-RPC POSTs, or (``block``) answers
-    405 the way a proxy that refuses POSTs does."""
-
-    def __init__(self, upstream: str) -> None:
-        self.blocked = threading.Event()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if proxy.blocked.is_set():
-                    self._reply(405, b"<html>405 Method Not Allowed</html>", "text/html")
-                    return
-                request = urllib.request.Request(upstream, body, {"Content-Type": "text/xml"}, method="POST")
-                with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - the local PyPI
-                    self._reply(resp.status, resp.read(), resp.headers.get("Content-Type", "text/xml"))
-
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - fixed by http.server
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/pypi"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 class Receiver:
     """The SOC's webhook endpoint; ``down`` closes its socket so deliveries are refused."""
 
@@ -292,7 +260,7 @@ class World:
             self.pypi.add_project(name, {version: [f"{name}-{version}.tar.gz"]})
         self.pypi.add_project("fastapi", {"0.136.3": ["fastapi-0.136.3.tar.gz"]})
         base = self.pypi.start()
-        self.proxy = JournalProxy(base + "/pypi")
+        self.proxy = BlockingJournalProxy(base + "/pypi")
         self.receiver = Receiver()
         self.repo = tmp / "ossf"
         self.repo.mkdir()

@@ -9,13 +9,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -26,7 +23,7 @@ from qwatch.cursors import FileCursorStore
 from qwatch.metrics import Health, Metrics
 from qwatch.sinks import MemorySink
 from testing.fakepypi import FakePyPI
-from tests.pypi_support import Sleeps, polite
+from tests.pypi_support import BlockingJournalProxy, Sleeps, polite
 
 
 class Clock:
@@ -101,41 +98,11 @@ def _free_port() -> int:
     return free_port()
 
 
-class BlockingProxy:
-    """Forwards XML-RPC to the local PyPI, or answers 405 like a proxy refusing POSTs while ``blocked``."""
-
-    def __init__(self, upstream: str) -> None:
-        self.blocked = threading.Event()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if proxy.blocked.is_set():
-                    status, payload, ctype = 405, b"Method Not Allowed", "text/html"
-                else:
-                    req = urllib.request.Request(upstream, body, {"Content-Type": "text/xml"}, method="POST")
-                    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the local PyPI
-                        status, payload, ctype = resp.status, resp.read(), resp.headers["Content-Type"]
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - fixed by http.server
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/pypi"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def proxy() -> Iterator[tuple[FakePyPI, BlockingProxy]]:
+def proxy() -> Iterator[tuple[FakePyPI, BlockingJournalProxy]]:
     fake = FakePyPI(start_serial=1000)
     with fake.serve() as base:
-        p = BlockingProxy(base + "/pypi")
+        p = BlockingJournalProxy(base + "/pypi")
         try:
             yield fake, p
         finally:
@@ -143,7 +110,7 @@ def proxy() -> Iterator[tuple[FakePyPI, BlockingProxy]]:
 
 
 def test_journal_blocked_by_a_proxy_is_loud_once_per_episode(
-    proxy: tuple[FakePyPI, BlockingProxy], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    proxy: tuple[FakePyPI, BlockingJournalProxy], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake, blocker = proxy
     registry = CollectorRegistry()
