@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,15 @@ def test_a_port_someone_holds_is_skipped_and_an_exhausted_block_says_so() -> Non
 def _pretend_broker(workdir: Path, config: Path) -> subprocess.Popen[bytes]:
     """A process whose command line is a broker's (``... kafka.Kafka CONFIG``), in its own session like one."""
     argv = [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", str(config)]
-    return subprocess.Popen(argv, cwd=workdir, start_new_session=True)
+    process = subprocess.Popen(argv, cwd=workdir, start_new_session=True)
+    # Popen returns once exec has begun, but /proc/<pid>/cmdline can still read empty for a moment after (seen: half
+    # of 300 tries here); a real broker is long past that when anyone stops it, so wait for it like one.
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while b"kafka.Kafka" not in cmdline.read_bytes():
+        assert time.monotonic() < deadline, "the pretend broker did not start"
+        time.sleep(0.01)
+    return process
 
 
 def test_stop_signals_the_pid_in_the_state_file_only_while_it_is_this_workdirs_broker(tmp_path: Path) -> None:
