@@ -6,7 +6,6 @@ pipeline pipe-friendly and replayable: ``qwatch ingest ... --sink jsonl:- | qwat
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -15,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import orjson
+
 from qwatch.errors import QwatchError, UsageError
 from qwatch.events.codec import Codec, SchemaError
+from qwatch.frozen import fast_init
 
 
 class PublishError(QwatchError):
@@ -40,6 +42,7 @@ class Sink(Protocol):
         """Release resources after a final flush."""
 
 
+@fast_init  # one per input line of a JSONL source (qwatch.frozen says why)
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One input record: the decoded event, or the error that kept it from decoding, with its coordinates."""
@@ -89,9 +92,22 @@ def parse_endpoint(spec: str, flag: str) -> tuple[str, str]:
     raise UsageError(f"{flag} {spec!r}: use 'kafka' or 'jsonl:PATH' ('jsonl:-' for stdout/stdin)")
 
 
-_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-"""Characters ``json.dumps(ensure_ascii=False)`` leaves raw but ``str.splitlines`` (and some editors) break lines at:
-escaped, an upstream name holding one cannot split an event in two for a reader that splits that way."""
+_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+"""Characters ``json.dumps(ensure_ascii=False)`` leaves raw but ``str.splitlines`` (and some editors) break lines at,
+as UTF-8: escaped, an upstream name holding one cannot split an event in two for a reader that splits that way.
+UTF-8 is self-synchronizing, so these byte sequences occur in encoded text only as those characters."""
+
+SINK_BUFFER_BYTES = 1 << 20
+"""Encoded lines a sink keeps before writing them out (``flush`` writes the rest): a write per batch, not per event."""
+
+
+def escape_line_breaks(data: bytes) -> bytes:
+    """Escape U+0085, U+2028 and U+2029 in encoded JSON (they only occur inside strings)."""
+    if data.isascii():  # most batches: one fast scan instead of three searches
+        return data
+    for raw, escaped in _LINE_BREAKS:
+        data = data.replace(raw, escaped)  # the very object back when there is nothing to replace
+    return data
 
 
 class SinkExistsError(UsageError):
@@ -99,7 +115,11 @@ class SinkExistsError(UsageError):
 
 
 class JsonlSink:
-    """Writes one JSON object per line; a file sink fsyncs on flush so a cursor never outruns the data."""
+    """Writes one JSON object per line; a file sink fsyncs on flush so a cursor never outruns the data.
+
+    Lines are encoded on ``emit`` (``Codec.to_json_bytes``) and written in one piece per batch (or per
+    ``SINK_BUFFER_BYTES``); ``flush`` writes what is left, then fsyncs, so what a caller may rely on is unchanged:
+    everything emitted before a successful ``flush`` is on disk."""
 
     def __init__(self, path: str, codec: Codec, append: bool = False) -> None:
         """Open ``path`` (``-`` is stdout). A regular file that already holds data is refused unless ``append``:
@@ -116,34 +136,55 @@ class JsonlSink:
                     f"{path} already holds {info.st_size} bytes of events; writing again would double them: pass "
                     "--append to add to it, or choose a new file"
                 )
-        self._fh: IO[str] = sys.stdout if self._stdout else open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._fh: IO[bytes] | None = None if self._stdout else open(path, "ab")  # noqa: SIM115
         # Only a regular file can be fsynced: a FIFO or device (/dev/stdout, /dev/full) answers EINVAL, which
         # would fail every flush (and, from close(), mask the real error, such as ENOSPC).
-        self._sync = not self._stdout and stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
+        self._sync = self._fh is not None and stat.S_ISREG(os.fstat(self._fh.fileno()).st_mode)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.path = path
 
     def emit(self, event: object, topic: str | None = None) -> None:
-        """Write the event as one line (the topic is implied by ``type``)."""
-        line = json.dumps(self._codec.to_json_dict(event), separators=(",", ":"), ensure_ascii=False)
-        line = line.translate(_LINE_BREAKS)
+        """Encode the event as one line (the topic is implied by ``type``); written by ``flush`` at the latest."""
+        line = self._codec.to_json_bytes(event)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= SINK_BUFFER_BYTES:
+            self._write()
+
+    def _write(self) -> None:
+        """Hand the pending lines to the file (or stdout) in one write; a failure is a PublishError for all of them."""
+        if not self._pending:
+            return
+        lines, count = self._pending, len(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        lines.append(b"")
+        data = escape_line_breaks(b"\n".join(lines))
         try:
-            self._fh.write(line + "\n")
-        except OSError as exc:
-            raise PublishError(f"cannot write to {self.path}: {exc}", 1) from exc
+            if self._fh is None:
+                sys.stdout.write(data.decode("utf-8"))
+            else:
+                self._fh.write(data)
+        except (OSError, ValueError) as exc:
+            raise PublishError(f"cannot write to {self.path}: {exc}", count) from exc
 
     def flush(self, timeout: float | None = None) -> None:
-        """Flush and fsync; a full disk or closed pipe becomes a PublishError, not a moved cursor."""
+        """Write, flush and fsync; a full disk or closed pipe becomes a PublishError, not a moved cursor."""
+        self._write()
         try:
-            self._fh.flush()
-            if self._sync:
-                os.fsync(self._fh.fileno())
+            if self._fh is None:
+                sys.stdout.flush()
+            else:
+                self._fh.flush()
+                if self._sync:
+                    os.fsync(self._fh.fileno())
         except (OSError, ValueError) as exc:
             raise PublishError(f"cannot flush {self.path}: {exc}") from exc
 
     def close(self) -> None:
         """Flush, then close unless it is stdout."""
         self.flush()
-        if not self._stdout:
+        if self._fh is not None:
             self._fh.close()
 
 
@@ -158,6 +199,7 @@ class JsonlSource:
         self._offset = 0
         self._done = False
         self.path = path
+        self._topic = f"jsonl:{path}"
 
     @property
     def exhausted(self) -> bool:
@@ -181,10 +223,10 @@ class JsonlSource:
     def _decode(self, text: str) -> Delivery:
         raw = text.encode()
         try:
-            event = self._codec.from_json_dict(json.loads(text))
-        except (ValueError, SchemaError) as exc:
-            return Delivery(None, f"jsonl:{self.path}", 0, self._offset, raw=raw, error=str(exc))
-        return Delivery(event, f"jsonl:{self.path}", 0, self._offset, raw=raw)
+            event = self._codec.from_json_dict(orjson.loads(raw))
+        except (ValueError, SchemaError) as exc:  # orjson.JSONDecodeError is a ValueError
+            return Delivery(None, self._topic, 0, self._offset, raw=raw, error=str(exc))
+        return Delivery(event, self._topic, 0, self._offset, raw=raw)
 
     def commit(self) -> None:
         """Nothing to persist: a JSONL replay is idempotent through the processor's state-dir."""
@@ -212,12 +254,12 @@ class MemorySink:
         """Nothing to release."""
 
 
-def atomic_write(path: Path, data: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
     """Write via a temp file in the same directory, fsync, then rename: a crash leaves old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data)
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

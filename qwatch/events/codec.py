@@ -6,6 +6,11 @@ read by code generated from the schema for its dataclass (``qwatch.events.avro_e
 ``qwatch.events.avro_decoder``), faster than raw fastavro on dicts (bench/codec_bench.py); fastavro remains the fallback
 for a schema the generators do not handle, the JSONL validator, and the reference both are tested against
 (``Codec(generated=False)``).
+
+The JSONL form (``to_json_dict``/``from_json_dict``) has fast paths of its own, each tested against the plain form it
+replaces (tests/qwatch/events/test_codec_json.py): lines written by orjson straight from the dataclasses
+(``to_json_bytes``), read through the compiled builder, and validated by a generated check (``_JsonCheck``) before
+the encoder is asked.
 """
 
 from __future__ import annotations
@@ -13,18 +18,20 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import keyword
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import fastavro
+import orjson
 from fastavro.schema import to_parsing_canonical_form
 
 from qwatch import events
 from qwatch.errors import QwatchError
 from qwatch.events.avro_decoder import Decoder, compile_decoder, unwrap_optional
-from qwatch.events.avro_encoder import Encoder, compile_encoder
+from qwatch.events.avro_encoder import Encoder, Unsupported, compile_encoder
 from schemas import SCHEMA_DIR
 
 MAGIC = b"\xc3\x01"
@@ -178,6 +185,112 @@ def _compiled_builder(cls: type) -> _Plan:
     return builder
 
 
+class _JsonCheck:
+    """Generates ``check(event) -> bool``: True only for events the type's generated Avro encoder certainly accepts.
+
+    Why: every JSONL line is validated against the schema (``Codec.from_json_dict``); encoding it to throw the bytes
+    away was the largest part of reading a line (bench/jsonl_bench.py). The check tests the same things without
+    writing anything: the exact classes the encoder requires (``int``, not ``bool`` or ``float``; ``True``/``False``),
+    the Avro ``int``/``long`` ranges, strings that are UTF-8 encodable, ``None`` where the schema allows null. It may
+    be stricter than the encoder (an array must be a tuple, as the builders make them), never looser: whatever it
+    does not accept goes through the encoder, whose verdict and message are the contract
+    (tests/qwatch/events/test_codec_json.py compares the outcomes on damaged records)."""
+
+    def __init__(self) -> None:
+        self.env: dict[str, Any] = {"utf8": _utf8}
+        self.functions: dict[str, str] = {}
+        self.sources: list[str] = []
+        self._tmp = 0
+
+    def _var(self) -> str:
+        self._tmp += 1
+        return f"v{self._tmp}"
+
+    def record(self, schema: dict[str, Any]) -> str:
+        name: str = schema["name"]
+        if name in self.functions:
+            return self.functions[name]
+        fn = f"chk_{len(self.functions)}"
+        self.functions[name] = fn
+        lines = [f"def {fn}(o):"]
+        for field in schema["fields"]:
+            attr = field["name"]
+            if not (attr.isidentifier() and attr.isascii()) or keyword.iskeyword(attr):
+                raise Unsupported(f"field name {attr!r}")
+            lines += self.value(field["type"], f"o.{attr}", 1)
+        lines.append("    return True")
+        self.sources.append("\n".join(lines))
+        return fn
+
+    def value(self, schema: Any, expr: str, depth: int) -> list[str]:
+        """Lines that ``return False`` unless ``expr`` is certainly accepted."""
+        pad = "    " * depth
+        if isinstance(schema, str):
+            return self._primitive(schema, expr, pad)
+        if isinstance(schema, list):
+            if len(schema) != 2 or schema[0] != "null":
+                raise Unsupported("unions other than [null, X]")
+            v = self._var()
+            return [f"{pad}{v} = {expr}", f"{pad}if {v} is not None:", *self.value(schema[1], v, depth + 1)]
+        kind = schema.get("type")
+        if kind == "record":
+            return [f"{pad}if not {self.record(schema)}({expr}):", f"{pad}    return False"]
+        if kind == "array":
+            v, x = self._var(), self._var()
+            return [
+                f"{pad}{v} = {expr}",
+                f"{pad}if {v}.__class__ is not tuple:",
+                f"{pad}    return False",
+                f"{pad}for {x} in {v}:",
+                *self.value(schema["items"], x, depth + 1),
+            ]
+        if isinstance(kind, str) and "logicalType" not in schema:
+            return self._primitive(kind, expr, pad)
+        raise Unsupported(f"schema construct {kind!r}")
+
+    def _primitive(self, kind: str, expr: str, pad: str) -> list[str]:
+        v = self._var()
+        if kind == "null":
+            test = f"{v} is not None"
+        elif kind == "boolean":
+            test = f"{v} is not True and {v} is not False"
+        elif kind in ("int", "long"):
+            low, high = (-(1 << 31), (1 << 31) - 1) if kind == "int" else (-(1 << 63), (1 << 63) - 1)
+            test = f"{v}.__class__ is not int or not {low} <= {v} <= {high}"
+        elif kind == "string":
+            test = f"{v}.__class__ is not str or not ({v}.isascii() or utf8({v}))"
+        elif kind in self.functions:
+            test = f"not {self.functions[kind]}({v})"
+        else:
+            raise Unsupported(f"type {kind!r}")
+        return [f"{pad}{v} = {expr}", f"{pad}if {test}:", f"{pad}    return False"]
+
+
+def _utf8(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8 (no lone surrogate), as the encoder's ``str.encode`` requires."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def compile_json_check(parsed_schema: Any) -> Callable[[Any], bool] | None:
+    """The check of ``_JsonCheck`` for one record schema; None when the schema uses anything it does not handle."""
+    if not isinstance(parsed_schema, dict) or parsed_schema.get("type") != "record":
+        return None
+    gen = _JsonCheck()
+    try:
+        top = gen.record(parsed_schema)
+    except Unsupported:
+        return None
+    env = dict(gen.env)
+    source = "\n\n".join(gen.sources)
+    exec(compile(source, f"<json check {parsed_schema['name']}>", "exec"), env)  # noqa: S102 - from our own schemas
+    check: Callable[[Any], bool] = env[top]
+    return check
+
+
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     name: str
@@ -191,6 +304,20 @@ class _Entry:
     kafka_headers: list[tuple[str, bytes]]
     encoder: Encoder | None
     decoder: Decoder | None
+    json_head: bytes
+    """``{"type":"<name>",``: the start of every JSONL line of this type (``Codec.to_json_bytes``)."""
+    json_check: Callable[[Any], bool] | None
+    """True only for events the encoder certainly accepts (``_JsonCheck``); None when it could not be generated."""
+
+
+def _certainly_valid(entry: _Entry, event: object) -> bool:
+    """The type's JSON check (``_JsonCheck``) accepts ``event``; False also when it has none or it fails."""
+    if entry.json_check is None:
+        return False
+    try:
+        return entry.json_check(event)
+    except Exception:  # noqa: BLE001 - not certainly valid: the encoder decides, with its reason
+        return False
 
 
 class Codec:
@@ -210,6 +337,7 @@ class Codec:
             parsed = fastavro.parse_schema(raw)
             canonical = to_parsing_canonical_form(parsed)
             fp = crc64_avro(canonical.encode()).to_bytes(8, "little")
+            encoder = compile_encoder(parsed) if generated else None
             entry = _Entry(
                 name,
                 cls,
@@ -220,8 +348,10 @@ class Codec:
                 _compiled_builder(cls),
                 MAGIC + fp,
                 [(SCHEMA_HEADER, name.encode())],
-                compile_encoder(parsed) if generated else None,
+                encoder,
                 compile_decoder(parsed, cls) if generated else None,
+                b'{"type":' + json.dumps(name).encode() + b",",
+                compile_json_check(parsed) if encoder is not None else None,  # no looser than its encoder
             )
             self._by_name[name] = entry
             self._by_cls[cls] = entry
@@ -293,6 +423,24 @@ class Codec:
         out.update(entry.to_dict(event))
         return out
 
+    def to_json_bytes(self, event: object) -> bytes:
+        """``to_json_dict(event)`` as compact UTF-8 JSON, byte for byte what ``json.dumps(..., separators=(",", ":"),
+        ensure_ascii=False)`` writes (tests/qwatch/events/test_codec_json.py), without building the dicts.
+
+        Why: the JSONL sink and the processor's ``--state-dir`` store write a transition and a state per change, and
+        the dict conversion plus the ``json`` encoder were most of their cost (bench/jsonl_bench.py). orjson writes a
+        frozen dataclass straight from its fields, in declaration order, so only the ``type`` member is added here.
+        A value orjson refuses (an int beyond 64 bits, a lone surrogate, a foreign object) takes the ``json`` path,
+        which accepts or raises exactly as before."""
+        entry = self._entry_for(event)
+        try:
+            body = orjson.dumps(event)
+        except orjson.JSONEncodeError:
+            return json.dumps(self.to_json_dict(event), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(body) == 2:  # ``{}``: a record without fields
+            return entry.json_head[:-1] + b"}"
+        return entry.json_head + body[1:]
+
     def from_json_dict(self, data: dict[str, Any]) -> Any:
         """Rebuild an event from its JSONL form; unknown ``type`` or missing fields are SchemaErrors."""
         if not isinstance(data, dict):
@@ -302,11 +450,21 @@ class Codec:
         if entry is None:
             raise SchemaError(f"unknown event type {name!r}")
         try:
-            event = entry.from_dict(data)
-            # Validate against the schema so a JSONL line cannot smuggle in a value Avro would reject: the generated
-            # encoder checks every value as fastavro does (tests/qwatch/events/test_avro_encoder.py) at a fraction of
-            # its cost, which was a third of `qwatch process --source jsonl:` (bench/jsonl_bench.py).
-            if entry.encoder is not None:
+            try:
+                # The compiled builder (every field present, the common case) is the JSON fast path; anything it
+                # cannot build (a missing field with a default, a wrong shape) goes through the general builder,
+                # which gives the very result or error it always gave.
+                event = entry.from_avro(data)
+            except Exception:  # noqa: BLE001 - re-done by the general builder, whose errors are the contract
+                event = entry.from_dict(data)
+            # Validate against the schema so a JSONL line cannot smuggle in a value Avro would reject: first the
+            # generated check (``_JsonCheck``, nothing written), then, for whatever it does not certainly accept, the
+            # generated encoder, which checks every value as fastavro does (tests/qwatch/events/test_avro_encoder.py)
+            # and gives the reason. Encoding every line was a third of `qwatch process --source jsonl:`
+            # (bench/jsonl_bench.py).
+            if _certainly_valid(entry, event):
+                pass
+            elif entry.encoder is not None:
                 entry.encoder(event, bytearray())
             else:
                 fastavro.schemaless_writer(io.BytesIO(), entry.parsed, entry.to_dict(event))

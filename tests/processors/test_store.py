@@ -229,3 +229,70 @@ def test_restart_mid_stream_matches_one_uninterrupted_run(
         assert first_ids + second_ids == once_ids, "a resumed run re-emits nothing and misses nothing"
     _, replayed = _run(full, work / "twice", compact_min)
     assert replayed == once_states
+
+
+# -- the files are the json module's form, whatever the store kept in memory ----------------------------------------
+def _reference_json(items: list[PackageStateRecord]) -> bytes:
+    return json.dumps([CODEC.to_json_dict(s) for s in items], separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@SETTINGS
+@given(
+    batches=batches_st,
+    compact_min=st.integers(0, 3000),
+    restarts=st.sets(st.integers(0, 24)),
+    names=st.lists(st.sampled_from(["p", "é", "\u2028", 'q"\\', "\x00"]), min_size=12, max_size=12),
+)
+def test_snapshot_and_log_bytes_are_the_json_encoding_of_the_model(
+    tmp_path_factory: pytest.TempPathFactory,
+    batches: list[dict[str, int]],
+    compact_min: int,
+    restarts: set[int],
+    names: list[str],
+) -> None:
+    """After restarts (states restored, not encoded by this store object) and compactions at any size: the snapshot
+    is ``json.dumps`` of every state (sorted by key) and each log line ``json.dumps`` of its batch's states."""
+    directory = tmp_path_factory.mktemp("bytes")
+    model: dict[str, PackageStateRecord] = {}
+    store = FileStateStore(directory, CODEC, compact_min_bytes=compact_min, compact_ratio=0.5)
+    store.load()
+    for i, batch in enumerate(batches):
+        if i in restarts:
+            store = FileStateStore(directory, CODEC, compact_min_bytes=compact_min, compact_ratio=0.5)
+            model = store.load()  # fresh records: equal to the old ones, not the same objects
+        changed = {
+            state_key("PyPI", f"{names[int(n[1:])]}{n}"): _state(f"{names[int(n[1:])]}{n}", v) for n, v in batch.items()
+        }
+        model.update(changed)
+        compactions = store.compactions
+        log_before = (directory / LOGNAME).read_bytes() if (directory / LOGNAME).exists() else b""
+        store.append(changed, dict(model))
+        if store.compactions > compactions:
+            snapshot = (directory / FILENAME).read_bytes()
+            packages = [CODEC.to_json_dict(model[k]) for k in sorted(model)]
+            expected = json.dumps(
+                {"format": "qwatch-processor-state/1", "packages": packages}, separators=(",", ":"), ensure_ascii=False
+            )
+            assert snapshot == expected.encode() + b"\n"
+            assert not (directory / LOGNAME).exists() or (directory / LOGNAME).read_bytes() == b""
+        else:
+            line = (directory / LOGNAME).read_bytes()[len(log_before) :]
+            assert line == _reference_json([changed[k] for k in sorted(changed)]) + b"\n"
+        assert FileStateStore(directory, CODEC).load() == model
+
+
+def test_save_writes_the_states_given_not_the_lines_kept_from_earlier_appends(tmp_path: Path) -> None:
+    """The kept lines are reused only for the very records they encode: a save of other states (changed values,
+    packages gone) writes those states."""
+    store = FileStateStore(tmp_path, CODEC, compact_min_bytes=10**9)
+    model = {state_key("PyPI", f"p{i}"): _state(f"p{i}", i) for i in range(5)}
+    store.append(model, model)
+    for v in range(3):
+        changed = {state_key("PyPI", "p1"): _state("p1", 100 + v)}
+        model.update(changed)
+        store.append(changed, model)
+    other = {k: _state(s.package, 500 + (s.last_serial or 0)) for k, s in model.items() if k != state_key("PyPI", "p3")}
+    store.save(other)
+    packages = _reference_json([other[k] for k in sorted(other)])
+    assert (tmp_path / FILENAME).read_bytes() == b'{"format":"qwatch-processor-state/1","packages":' + packages + b"}\n"
+    assert FileStateStore(tmp_path, CODEC).load() == other
