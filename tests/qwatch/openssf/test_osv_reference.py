@@ -10,12 +10,17 @@ reason *and* message.
 from __future__ import annotations
 
 import json
+import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given, settings
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qwatch.openssf import osv
 from qwatch.openssf.osv import (
     _ID,
     _ORIGINS_KEY,
@@ -191,7 +196,16 @@ def test_lone_surrogates_are_caught_however_they_are_spelled() -> None:
 _TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=["Cs"]), max_size=6) | st.sampled_from(
     ["\ud800", "\udfff", "0", "", "PyPI", "npm", "Evil_Pkg", "evil-pkg"]
 )
-_ODD = st.none() | st.integers(-2, 2) | st.booleans() | st.lists(st.integers(), max_size=2) | st.just({})
+_ODD: st.SearchStrategy[Any] = (
+    st.none()
+    | st.integers(-2, 2)
+    | st.booleans()
+    | st.lists(st.integers(), max_size=2)
+    | st.just({})
+    # numbers the orjson path reads differently or refuses: beyond 64 bits (read as floats), NaN and infinities
+    # (refused), negative zero
+    | st.sampled_from([2**64, -(2**63) - 1, 10**30, 1.5, -0.0, 1e300, float("nan"), float("inf")])
+)
 _VALUE = _TEXT | _ODD
 
 
@@ -246,3 +260,115 @@ def test_generated_records_match_the_reference(doc: dict[str, Any], spelling: st
     else:
         data = json.dumps(doc).encode("utf-16" if spelling == "utf-16" else "ascii")
     _same(data)
+
+
+# -- the orjson path: inputs it reads differently from json, and real reports damaged byte by byte ---------------
+def _history_reports(tmp: Path, shared_fixtures: Path) -> list[tuple[str, bytes]]:
+    """Every in-scope file at the head of the real OpenSSF history (27k reports), read with plain git."""
+    git_dir = tmp / "R"
+    bundle = shared_fixtures / "ossf-history" / "ossf-history-2024.bundle"
+    subprocess.run(["git", "clone", "-q", "--bare", str(bundle), str(git_dir)], check=True)
+    listing = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "dev-cut", "--", "osv/malicious", "osv/withdrawn"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    entries = [line.split(b"\t", 1) for line in listing.split(b"\0") if line]
+    shas = b"".join(meta.split()[2] + b"\n" for meta, _ in entries)
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "cat-file", "--batch"], input=shas, check=True, capture_output=True
+    ).stdout
+    reports, at = [], 0
+    for _, path in entries:
+        header_end = out.index(b"\n", at)
+        size = int(out[at:header_end].split()[2])
+        reports.append((path.decode(), out[header_end + 1 : header_end + 1 + size]))
+        at = header_end + 1 + size + 1
+    return reports
+
+
+@pytest.fixture(scope="module")
+def history_reports(tmp_path_factory: pytest.TempPathFactory, shared_fixtures: Path) -> list[tuple[str, bytes]]:
+    return _history_reports(tmp_path_factory.mktemp("history"), shared_fixtures)
+
+
+def test_every_report_of_the_real_history_matches_the_reference_and_takes_the_fast_path(
+    history_reports: list[tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orjson path is what a snapshot runs: it must give the reference's outcome on every real report, and be
+    taken for nearly all of them (a fast path that quietly fell back everywhere would only hide a slow one)."""
+    assert len(history_reports) > 25_000
+    fallbacks: list[str] = []
+    reference_path = osv._parse_with_json
+
+    def counting(data: bytes, path: str) -> ParsedReport | Pending:
+        fallbacks.append(path)
+        return reference_path(data, path)
+
+    monkeypatch.setattr(osv, "_parse_with_json", counting)
+    kinds: Counter[str] = Counter()
+    for path, data in history_reports:
+        kinds[type(_same(data, path)).__name__] += 1
+    assert kinds["ParsedReport"] > 25_000
+    assert len(fallbacks) < len(history_reports) // 100, fallbacks[:10]
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [b'"\\ud800"', b'"\\uDBFF"', b'"\\udc00"', b'"\\uDFFFx"', b'"a\\ud83d"', b'"\\ude00\\ud83d"', b'"\xed\xa0\x80"'],
+)
+def test_orjson_refuses_every_lone_surrogate(spelled: bytes) -> None:
+    """What the fast path relies on to skip the per-string check: if an orjson release ever read a lone surrogate,
+    this fails (and so would the surrogate cases above), instead of a report carrying one into Avro."""
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(b'{"summary":' + spelled + b"}")
+    assert orjson.loads(b'"\\ud83d\\ude00"') == "\U0001f600"  # a pair is a character
+
+
+_TRICKS = [
+    b"18446744073709551616",  # beyond 64 bits: orjson reads a float, json an int
+    b"-9223372036854775809",
+    b"1e400",  # infinite: orjson refuses, json reads inf
+    b"NaN",
+    b"-Infinity",
+    b'"\\ud800"',  # a lone surrogate, escaped
+    b'"\xed\xa0\x80"',  # a lone surrogate, raw (not strict UTF-8)
+    b'"\xc0\x80"',  # overlong
+    b"01",
+    b'"\x1f"',  # a raw control character
+    b"[" * 1100 + b"]" * 1100,  # deeper than orjson goes
+    b'{"id":"MAL-2026-9"}',
+    b"-0",
+    b"1.0000000000000000000000001",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_real_reports_damaged_anywhere_match_the_reference(
+    history_reports: list[tuple[str, bytes]], data: st.DataObject
+) -> None:
+    """A real report with its bytes cut, flipped, or a value replaced by one the two JSON readers disagree on:
+    same report, pending reason, or error reason and message, whichever path reads it."""
+    path, raw = data.draw(st.sampled_from(history_reports[::50]))
+    body = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 3))):
+        how = data.draw(st.sampled_from(["trick", "trick", "flip", "cut", "bom", "duplicate-id"]))
+        if how == "trick":
+            # the value after some colon (a member value) or some bracket (an array item) becomes a trick
+            marks = [i for i, b in enumerate(body) if b in b":[,"] or [0]
+            at = data.draw(st.sampled_from(marks)) + 1
+            end = at
+            while end < len(body) and body[end] not in b",]}":
+                end += 1
+            body[at:end] = data.draw(st.sampled_from(_TRICKS))
+        elif how == "flip":
+            at = data.draw(st.integers(0, len(body) - 1)) if body else 0
+            body[at : at + 1] = bytes([data.draw(st.integers(0, 255))])
+        elif how == "cut":
+            del body[data.draw(st.integers(0, len(body))) :]
+        elif how == "bom":
+            body[:0] = b"\xef\xbb\xbf"
+        elif body.startswith(b"{"):
+            body[1:1] = b'"id":"MAL-2026-1",'  # a duplicate key: the last one wins in both readers
+    _same(bytes(body), path)
