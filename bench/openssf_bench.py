@@ -5,7 +5,8 @@ Builds a real bare git repository of N OSV files: blobs through ``git fast-impor
 made one 250k-entry directory take ~7 minutes; upstream's ``osv/malicious/npm`` is that wide too. Every file is
 one of the real records from the fixture bundle and the edge cases, with its id and package name varied so that
 every path and id is unique. Then it times, in a fresh child process:
-  (a) the snapshot through the real ingestor (GitSource + ReportIndex + OpenSSFService) into a counting sink,
+  (a) the snapshot through the real ingestor (GitSource + ReportIndex + OpenSSFService) into a counting sink
+      (twice, each in a fresh state, the faster counted, as the baseline's best of two; peak RSS the higher),
   (b) an incremental poll over a commit that adds and modifies 10 reports each,
   (c) a poll with no change.
 Peak RSS comes from ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of that child (it includes its git helpers).
@@ -451,8 +452,16 @@ def main() -> None:
         print(f"built {args.files:,} files in {build_seconds:.1f}s", file=sys.stderr)
         state = tmp / "state"
         state.mkdir()
+        # Each contender twice, interleaved, the faster run of each compared: one busy spell on the shared host
+        # cannot decide the ratio alone (the real history below does the same with --rounds).
         before = best_baseline(repo, "base", 1)
         run = measure(repo, state)
+        again_state = tmp / "state-again"
+        again_state.mkdir()
+        again = measure(repo, again_state, snapshot_only="base")
+        snapshot_rounds = [run["snapshot"]["seconds"], again["snapshot"]["seconds"]]
+        faster = again if again["snapshot"]["seconds"] < run["snapshot"]["seconds"] else run
+        run = {**run, "snapshot": faster["snapshot"], "peak_rss_mib": max(run["peak_rss_mib"], again["peak_rss_mib"])}
         snap = run["snapshot"]
         records = snap["events"].get("ReportObserved", 0)
         rate = records / snap["seconds"]
@@ -472,6 +481,7 @@ def main() -> None:
                 "records_per_cpu_s": round(records / snap["cpu_seconds"], 1),
             },
             "ratio_per_cpu_s": round(records / snap["cpu_seconds"] / base_figs["best_records_per_cpu_s"], 3),
+            "snapshot_rounds_seconds": snapshot_rounds,
             "load_average": _load(),
             "peak_rss_mib": run["peak_rss_mib"],
             "baseline": base_figs,
