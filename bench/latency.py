@@ -11,7 +11,10 @@ plus ``qwatch inventory add`` for a registered lockfile. Two phases:
     ``QUARANTINE_EVERY`` is a ``project quarantined`` of a fresh project, every fourth of those in the inventory.
   * **burst**: 500 ``project quarantined`` rows written at once (inside the fake's lock, so they land in one
     changelog page), ``--burst-inventory`` of them in the registered inventory, as when PyPI quarantines an account;
-    ``--bursts`` of them (3), each at a random point of the poll cycle, pooled (one burst is one phase only).
+    ``--bursts`` of them (5), pooled. One burst is one phase of the poll cycle only, and a few random phases can
+    all fall just after a poll (an earlier run's three did: p50 4.8 s), so burst ``i`` of ``n`` is written at
+    ``(i + 0.5) / n`` of the interval after the poll before it: the phases cover the cycle evenly, and the phase
+    each burst really got is reported (``phases_s``).
 
 For each quarantine it records when the row was written (exact), the row's journal ``upstream_time`` (whole seconds,
 as PyPI's journal has them), when a ``read_committed`` consumer of the transitions topic saw the QUARANTINED
@@ -91,6 +94,8 @@ class Tracker:
     rows: dict[str, Quarantine] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     unexpected_webhooks: int = 0
+    last_poll: float | None = None
+    """When the local PyPI last answered a changelog call (the ingestor's latest poll)."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -229,6 +234,7 @@ def trace_polls(fake: FakePyPI, tracker: Tracker) -> None:
         rows = inner(serial, limit)
         now = time.time()
         with tracker.lock:
+            tracker.last_poll = now
             for row in rows:
                 tracked = tracker.rows.get(str(row[0]))
                 if tracked is not None and tracked.fetched is None and "quarantin" in str(row[3]):
@@ -236,6 +242,26 @@ def trace_polls(fake: FakePyPI, tracker: Tracker) -> None:
         return rows
 
     app.changelog_since_serial = traced  # type: ignore[method-assign]
+
+
+def wait_for_phase(tracker: Tracker, phase: float) -> float:
+    """Sleep until ``phase`` seconds after a poll of the journal; return the phase reached (seconds since the poll
+    before the write, as the write happens right after). Polls come every ``POLL_INTERVAL`` (plus the poll's own
+    few milliseconds), so the target is the latest poll plus the phase, a cycle later if that is already past."""
+    while True:
+        with tracker.lock:
+            last = tracker.last_poll
+        if last is None:
+            time.sleep(0.05)
+            continue
+        target = last + phase
+        while target < time.time() + 0.05:
+            target += POLL_INTERVAL
+        time.sleep(max(0.0, target - time.time()))
+        with tracker.lock:
+            last = tracker.last_poll
+        assert last is not None
+        return round(time.time() - last, 3)
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -333,9 +359,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         wait_for(lambda: arrived(steady_rows, steady_webhooks), args.timeout, "the steady phase's transitions")
 
         burst_webhooks = 0
+        phases: list[float] = []
         for r, names in enumerate(rounds):
             print(f"burst {r + 1}/{len(rounds)}: {args.burst} quarantines in one journal page", file=sys.stderr)
-            time.sleep(rnd.uniform(0, POLL_INTERVAL))  # each burst lands somewhere else in the poll cycle
+            phases.append(wait_for_phase(tracker, (r + 0.5) / len(rounds) * POLL_INTERVAL))
             quarantine(fake, tracker, names, inventory)
             hooks = sum(1 for n in names if n in inventory)
             burst_webhooks += hooks
@@ -359,7 +386,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         burst = summarize([tracker.rows[n] for n in burst_names])
         unexpected = tracker.unexpected_webhooks
     steady.update(rows=rows, rows_per_s=round(steady_rate, 2), seconds=args.steady_seconds, accel=args.accel)
-    burst.update(inventory=burst_webhooks, bursts=len(rounds), per_burst=args.burst)
+    burst.update(inventory=burst_webhooks, bursts=len(rounds), per_burst=args.burst, phases_s=phases)
     per_burst = [summarize([tracker.rows[n] for n in names]) for names in rounds]
     burst["per_burst_p50_journal_to_transition_s"] = [b["journal_to_transition"]["p50_s"] for b in per_burst]
     burst["per_burst_p99_journal_to_transition_s"] = [b["journal_to_transition"]["p99_s"] for b in per_burst]
@@ -373,7 +400,7 @@ def main() -> int:
     parser.add_argument("--accel", type=float, default=100.0, help="speed-up of 20,000 serials/day")
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--burst-inventory", type=int, default=25, help="of each burst, in the inventory")
-    parser.add_argument("--bursts", type=int, default=3, help="bursts, each at a random point of the poll cycle")
+    parser.add_argument("--bursts", type=int, default=5, help="bursts, at evenly spread phases of the poll cycle")
     parser.add_argument("--background", type=int, default=2000, help="projects the routine rows touch")
     parser.add_argument("--settle", type=float, default=8.0, help="seconds for the components to start")
     parser.add_argument("--timeout", type=float, default=180.0)
