@@ -23,15 +23,13 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from qwatch.events.codegen import SourceGenerator, Unsupported
+
 Decoder = Callable[[bytes, int], Any]
 """``decode(data, offset)``: the object whose Avro body starts at ``offset`` (trailing bytes are ignored)."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "string", "bytes"})
-
-
-class Unsupported(Exception):
-    """A schema construct (or a class shape) the generator does not handle; the caller keeps fastavro."""
 
 
 def read_long(d: bytes, i: int) -> tuple[int, int]:
@@ -82,17 +80,12 @@ def unwrap_optional(tp: Any) -> Any:
     return tp
 
 
-class _Generator:
-    def __init__(self) -> None:
-        self.env: dict[str, Any] = {"R": read_long, "new": object.__new__}
-        self.functions: dict[str, str] = {}
-        self.classes: dict[str, type] = {}
-        self.sources: list[str] = []
-        self._tmp = 0
+class _Generator(SourceGenerator):
+    prefix = "dec"
 
-    def _var(self) -> str:
-        self._tmp += 1
-        return f"v{self._tmp}"
+    def __init__(self) -> None:
+        super().__init__({"R": read_long, "new": object.__new__})
+        self.classes: dict[str, type] = {}
 
     def _bind(self, value: Any) -> str:
         self._tmp += 1
@@ -110,8 +103,7 @@ class _Generator:
             return self.functions[name]
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise Unsupported(f"record {name} has no dataclass")
-        fn = f"dec_{len(self.functions)}"
-        self.functions[name] = fn
+        fn, _ = self._function(name)
         self.classes[name] = cls
         hints = typing.get_type_hints(cls)
         own = {f.name for f in dataclasses.fields(cls)}
@@ -274,9 +266,6 @@ def compile_decoder(parsed_schema: Any, cls: type) -> Decoder | None:
         top = gen.record(parsed_schema, cls)
     except Unsupported:
         return None
-    source = "\n\n".join(gen.sources)
-    source += f"\n\ndef decode(d, i):\n    return {top}(d, i, len(d))[0]\n"
-    env = dict(gen.env)
-    exec(compile(source, f"<avro decoder {parsed_schema['name']}>", "exec"), env)  # noqa: S102 - built from our own schemas
-    decoder: Decoder = env["decode"]
+    entry = f"def decode(d, i):\n    return {top}(d, i, len(d))[0]\n"
+    decoder: Decoder = gen.build(f"<avro decoder {parsed_schema['name']}>", entry)["decode"]
     return decoder

@@ -14,9 +14,10 @@ type.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
+
+from qwatch.events.codegen import SourceGenerator, Unsupported
 
 Encoder = Callable[[Any, bytearray], None]
 
@@ -45,33 +46,18 @@ def zigzag_varint(n: int) -> bytes:
     return bytes(out)
 
 
-class Unsupported(Exception):
-    """A schema construct the generator does not handle; the caller falls back to fastavro."""
+class _Generator(SourceGenerator):
+    prefix = "enc"
 
-
-class _Generator:
     def __init__(self) -> None:
-        self.env: dict[str, Any] = {"L": zigzag_varint, "S": _SMALL}
-        self.functions: dict[str, str] = {}
-        self.sources: list[str] = []
-        self._tmp = 0
-
-    def _var(self) -> str:
-        self._tmp += 1
-        return f"v{self._tmp}"
+        super().__init__({"L": zigzag_varint, "S": _SMALL})
 
     def record(self, schema: dict[str, Any]) -> str:
         """The name of the function encoding this record (generated on first use)."""
-        name: str = schema["name"]
-        if name in self.functions:
-            return self.functions[name]
-        fn = f"enc_{len(self.functions)}"
-        self.functions[name] = fn
-        lines = [f"def {fn}(o, w):"]
-        for field in schema["fields"]:
-            if not _NAME.fullmatch(field["name"]):  # the Avro spec's name rule, which also keeps the source safe
-                raise Unsupported(f"field name {field['name']!r}")
-            lines += self.value(field["type"], f"o.{field['name']}", 1)
+        fn, known = self._function(schema["name"])
+        if known:
+            return fn
+        lines = [f"def {fn}(o, w):", *self.field_lines(schema, self.value)]
         if len(lines) == 1:
             lines.append("    pass")
         self.sources.append("\n".join(lines))
@@ -156,7 +142,6 @@ class _Generator:
 
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "string", "bytes"})
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def compile_encoder(parsed_schema: Any) -> Encoder | None:
@@ -169,8 +154,5 @@ def compile_encoder(parsed_schema: Any) -> Encoder | None:
         top = gen.record(parsed_schema)
     except Unsupported:
         return None
-    source = "\n\n".join(gen.sources)
-    env = dict(gen.env)
-    exec(compile(source, f"<avro encoder {parsed_schema['name']}>", "exec"), env)  # noqa: S102 - built from our own schemas
-    encoder: Encoder = env[top]
+    encoder: Encoder = gen.build(f"<avro encoder {parsed_schema['name']}>")[top]
     return encoder

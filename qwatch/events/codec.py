@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import keyword
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,7 +30,8 @@ from fastavro.schema import to_parsing_canonical_form
 from qwatch import events
 from qwatch.errors import QwatchError
 from qwatch.events.avro_decoder import Decoder, compile_decoder, unwrap_optional
-from qwatch.events.avro_encoder import Encoder, Unsupported, compile_encoder
+from qwatch.events.avro_encoder import Encoder, compile_encoder
+from qwatch.events.codegen import SourceGenerator, Unsupported
 from schemas import SCHEMA_DIR
 
 MAGIC = b"\xc3\x01"
@@ -185,7 +185,7 @@ def _compiled_builder(cls: type) -> _Plan:
     return builder
 
 
-class _JsonCheck:
+class _JsonCheck(SourceGenerator):
     """Generates ``check(event) -> bool``: True only for events the type's generated Avro encoder certainly accepts.
 
     Why: every JSONL line is validated against the schema (``Codec.from_json_dict``); encoding it to throw the bytes
@@ -196,29 +196,16 @@ class _JsonCheck:
     does not accept goes through the encoder, whose verdict and message are the contract
     (tests/qwatch/events/test_codec_json.py compares the outcomes on damaged records)."""
 
-    def __init__(self) -> None:
-        self.env: dict[str, Any] = {"utf8": _utf8}
-        self.functions: dict[str, str] = {}
-        self.sources: list[str] = []
-        self._tmp = 0
+    prefix = "chk"
 
-    def _var(self) -> str:
-        self._tmp += 1
-        return f"v{self._tmp}"
+    def __init__(self) -> None:
+        super().__init__({"utf8": _utf8})
 
     def record(self, schema: dict[str, Any]) -> str:
-        name: str = schema["name"]
-        if name in self.functions:
-            return self.functions[name]
-        fn = f"chk_{len(self.functions)}"
-        self.functions[name] = fn
-        lines = [f"def {fn}(o):"]
-        for field in schema["fields"]:
-            attr = field["name"]
-            if not (attr.isidentifier() and attr.isascii()) or keyword.iskeyword(attr):
-                raise Unsupported(f"field name {attr!r}")
-            lines += self.value(field["type"], f"o.{attr}", 1)
-        lines.append("    return True")
+        fn, known = self._function(schema["name"])
+        if known:
+            return fn
+        lines = [f"def {fn}(o):", *self.field_lines(schema, self.value), "    return True"]
         self.sources.append("\n".join(lines))
         return fn
 
@@ -284,10 +271,7 @@ def compile_json_check(parsed_schema: Any) -> Callable[[Any], bool] | None:
         top = gen.record(parsed_schema)
     except Unsupported:
         return None
-    env = dict(gen.env)
-    source = "\n\n".join(gen.sources)
-    exec(compile(source, f"<json check {parsed_schema['name']}>", "exec"), env)  # noqa: S102 - from our own schemas
-    check: Callable[[Any], bool] = env[top]
+    check: Callable[[Any], bool] = gen.build(f"<json check {parsed_schema['name']}>")[top]
     return check
 
 
