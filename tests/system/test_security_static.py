@@ -46,14 +46,13 @@ PROCESS_CALLS = {
     "subprocess.check_output",
 }
 EXEC_ALLOWED = {
-    "qwatch/events/codec.py",
-    "qwatch/events/avro_encoder.py",
-    "qwatch/events/avro_decoder.py",
+    "qwatch/events/codec.py",  # the records' dict builders, from our own dataclass field names
+    "qwatch/events/codegen.py",  # the one compile step of the Avro encoder, the decoder and the codec's JSON check
     "qwatch/frozen.py",
     # runs the verification example from our own README against the real signer, so the docs cannot rot
     "tests/subscribers/alerts/test_webhook_readme.py",
 }
-"""``exec`` builds the codec's encoders and decoders from our own ``.avsc`` files (field names checked against
+"""``exec`` builds the codec's encoders, decoders and JSON checks from our own ``.avsc`` files (field names checked against
 Avro's name rule) and the records' ``__init__`` from our own dataclass field names (checked as identifiers), at
 import or start-up; nothing else may."""
 
