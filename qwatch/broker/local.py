@@ -8,6 +8,7 @@ not come up raises BrokerError with the tail of its log: callers fail, they neve
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -364,35 +365,30 @@ class LocalBroker:
         """SIGTERM for a clean shutdown (flushes logs, releases the controller), SIGKILL if it hangs."""
         pid = self._own_pid()
         if pid is not None:
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and _alive(pid, self.process):
                 time.sleep(0.1)
             if _alive(pid, self.process):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                if self.process is not None:
-                    self.process.wait(10)
-        self.process = None
-        self.state_path.unlink(missing_ok=True)
+                self._kill_group(pid)
+        self._forget()
 
     def kill(self) -> None:
         """SIGKILL, for outage tests: no clean shutdown."""
         pid = self._own_pid()
         if pid is not None:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            if self.process is not None:
-                self.process.wait(10)
+            self._kill_group(pid)
+        self._forget()
+
+    def _kill_group(self, pid: int) -> None:
+        _signal_group(pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(10)
+
+    def _forget(self) -> None:
+        """The broker is gone: a later stop() must not find its pid in the state file and signal whoever has it by
+        then."""
         self.process = None
-        # The pid is dead: a later stop() must not find it in the state file and signal whoever has it by then.
         self.state_path.unlink(missing_ok=True)
 
     def _own_pid(self) -> int | None:
@@ -458,6 +454,12 @@ class LocalBroker:
 def _kafka_cluster_id() -> str:
     # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding (22 characters).
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal the broker's process group; one that is already gone is what was wanted."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
 
 
 def _alive(pid: int, process: subprocess.Popen[bytes] | None) -> bool:
