@@ -193,8 +193,9 @@ class JsonlSource:
 
     def __init__(self, path: str, codec: Codec, batch_size: int = 500) -> None:
         self._codec = codec
-        self._fh: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
-        self._lines: Iterator[str] = iter(self._fh)
+        # Bytes, decoded line by line: a line that is not UTF-8 is that line's error, not the end of the replay.
+        self._fh: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+        self._lines: Iterator[bytes] = iter(self._fh)
         self._batch = batch_size
         self._offset = 0
         self._done = False
@@ -211,10 +212,14 @@ class JsonlSource:
         out: list[Delivery] = []
         for line in self._lines:
             self._offset += 1
-            text = line.strip()
-            if not text:
-                continue
-            out.append(self._decode(text))
+            try:
+                text = line.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                out.append(Delivery(None, self._topic, 0, self._offset, raw=line.strip(), error=f"not UTF-8: {exc}"))
+            else:
+                if not text:
+                    continue
+                out.append(self._decode(text))
             if len(out) >= self._batch:
                 return out
         self._done = True

@@ -40,6 +40,23 @@ def test_bad_lines_come_back_as_errors_not_exceptions(tmp_path: Path, codec: Cod
     assert batch[1].pointer.endswith("@2")
 
 
+def test_lines_that_are_not_utf8_come_back_as_errors_and_the_rest_is_read(tmp_path: Path, codec: Codec) -> None:
+    """A corrupt byte in one line (a truncated copy, another encoding) is that line's error, dead-lettered with its
+    bytes: it must not end the whole replay with a UnicodeDecodeError."""
+    path = tmp_path / "in.jsonl"
+    good = json.dumps(codec.to_json_dict(ROW)).encode()
+    latin1 = json.dumps(codec.to_json_dict(ROW), ensure_ascii=False).replace("demo", "d\u00e9mo").encode()
+    path.write_bytes(
+        good + b"\n\xff\xfe{}\n" + good.replace(b'"Demo"', b'"D\xe9mo"') + b"\n" + latin1 + b"\n" + good + b"\n"
+    )
+    batch = JsonlSource(str(path), codec).poll(0)
+    assert [d.event is not None for d in batch] == [True, False, False, True, True]
+    assert [d.pointer.rsplit("@", 1)[1] for d in batch] == ["1", "2", "3", "4", "5"]
+    for bad in (batch[1], batch[2]):
+        assert bad.error is not None and "UTF-8" in bad.error
+    assert batch[1].raw == b"\xff\xfe{}"
+
+
 def test_full_disk_is_a_publish_error_and_the_cursor_stays(tmp_path: Path, codec: Codec) -> None:
     store = FileCursorStore(tmp_path / "state")
     store.save(events.Cursor("c", "1", 1))
